@@ -1,0 +1,161 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds the MacVm module into out/MacVm, builds the test guest, runs the tests, the benchmarks or the demo.
+.DESCRIPTION
+    ./build.sh runs this after installing what a fresh machine lacks; call it directly once set up.
+    Tasks:
+      Build  (default) the module in out/MacVm (manifest, cmdlets, host in lib/, formats, MAML help)
+      Guest  the test guest in out/guest (cached by package versions)
+      Test   Build + Guest, then the xUnit and Pester suites; prints 'N passed, N failed'
+      Bench  Build + Guest, then the benchmarks (figures on standard output)
+      Demo   Build + Guest, then a demo VM on the built-in default: create, show, ping, stop, remove
+.EXAMPLE
+    ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Guest', 'Test', 'Bench', 'Demo')]
+    [string] $Task = 'Build',
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+    # Run only the Pester tests whose file names match (for development).
+    [string] $PesterFilter = '*'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$Root = $PSScriptRoot
+$Out = Join-Path $Root 'out'
+$ModuleDir = Join-Path $Out 'MacVm'
+$GuestDir = Join-Path $Out 'guest'
+
+function Get-ModuleVersion {
+    $props = [xml](Get-Content -Raw (Join-Path $Root 'Directory.Build.props'))
+    $node = $props.Project.PropertyGroup | Where-Object { $_['VersionPrefix'] } | Select-Object -First 1
+    $node.VersionPrefix
+}
+
+function Invoke-Native {
+    param([string] $Command, [string[]] $Arguments)
+    & $Command @Arguments
+    if ($LASTEXITCODE -ne 0) { throw "'$Command $($Arguments -join ' ')' failed with exit code $LASTEXITCODE." }
+}
+
+function Invoke-Build {
+    Write-Host "== Building the module ($Configuration)"
+    Invoke-Native dotnet @('build', (Join-Path $Root 'src/MacVm.Cmdlets'), '-c', $Configuration, '--nologo', '-v', 'quiet')
+    if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
+    $null = New-Item -ItemType Directory -Force $ModuleDir, (Join-Path $ModuleDir 'en-US')
+    # The host and the engine with its dependencies go to lib/, loaded in their own load context.
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
+        '--no-self-contained', '-o', (Join-Path $ModuleDir 'lib'))
+    $cmdletsOut = Join-Path $Root "src/MacVm.Cmdlets/bin/$Configuration/net8.0"
+    $loaderOut = Join-Path $Root "src/MacVm.Cmdlets/Loader/bin/$Configuration/net8.0"
+    Copy-Item (Join-Path $cmdletsOut 'MacVm.Cmdlets.dll'), (Join-Path $cmdletsOut 'MacVm.Cmdlets.pdb'), (Join-Path $loaderOut 'MacVm.Loader.dll') $ModuleDir
+    Copy-Item (Join-Path $Root 'src/MacVm.Cmdlets/Formats/*.ps1xml') $ModuleDir
+    $version = Get-ModuleVersion
+    (Get-Content -Raw (Join-Path $Root 'MacVm.psd1')) -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'" |
+        Set-Content -NoNewline (Join-Path $ModuleDir 'MacVm.psd1')
+    $helpScript = Join-Path $Root 'tools/New-MamlHelp.ps1'
+    if (Test-Path $helpScript) {
+        Invoke-Native (Get-PwshPath) @('-NoProfile', '-NonInteractive', '-File', $helpScript, '-ModulePath', (Join-Path $ModuleDir 'MacVm.psd1'),
+            '-XmlDocPath', (Join-Path $cmdletsOut 'MacVm.Cmdlets.xml'), '-OutputPath', (Join-Path $ModuleDir 'en-US/MacVm.Cmdlets.dll-Help.xml'))
+    }
+    Write-Host "   module $version in $ModuleDir"
+}
+
+function Get-PwshPath { (Get-Process -Id $PID).Path }
+
+function Invoke-GuestBuild {
+    Write-Host '== Building the test guest'
+    Invoke-Native bash @((Join-Path $Root 'tests/guest/build.sh'), $GuestDir)
+}
+
+function Get-PesterModulePath {
+    $cache = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
+    $path = Join-Path $cache.Trim() 'pester/5.7.1/tools/Pester.psd1'
+    if (-not (Test-Path $path)) {
+        Invoke-Native dotnet @('restore', (Join-Path $Root 'tools/PesterDownload.csproj'), '--nologo', '-v', 'quiet')
+    }
+    $path
+}
+
+function Invoke-UnitTests {
+    Write-Host '== xUnit'
+    $results = Join-Path $Out 'test-results'
+    $null = New-Item -ItemType Directory -Force $results
+    $trx = Join-Path $results 'unit.trx'
+    Remove-Item $trx -ErrorAction Ignore
+    & dotnet test (Join-Path $Root 'tests/Unit') -c $Configuration --nologo -v quiet --logger "trx;LogFileName=$trx" --logger 'console;verbosity=normal'
+    if (-not (Test-Path $trx)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout }
+}
+
+function Invoke-PesterTests {
+    Write-Host '== Pester'
+    $pester = Get-PesterModulePath
+    $resultFile = Join-Path $Out 'test-results/pester.json'
+    Remove-Item $resultFile -ErrorAction Ignore
+    # A clean child pwsh, as a user would have: no profile, the module imported by manifest path.
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$pester'
+`$config = New-PesterConfiguration
+`$config.Run.Path = (Get-ChildItem '$Root/tests/Pester' -Filter '$PesterFilter.Tests.ps1').FullName
+`$config.Run.PassThru = `$true
+`$config.Output.Verbosity = 'Detailed'
+`$config.TestResult.Enabled = `$true
+`$config.TestResult.OutputPath = '$Out/test-results/pester.xml'
+`$r = Invoke-Pester -Configuration `$config
+@{ Passed = `$r.PassedCount; Failed = `$r.FailedCount + `$r.FailedBlocksCount + `$r.FailedContainersCount } | ConvertTo-Json | Set-Content '$resultFile'
+"@
+    $env:MACVM_MODULE = Join-Path $ModuleDir 'MacVm.psd1'
+    $env:MACVM_GUEST_DIR = $GuestDir
+    & (Get-PwshPath) -NoProfile -NonInteractive -Command $script
+    if (-not (Test-Path $resultFile)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
+    Get-Content -Raw $resultFile | ConvertFrom-Json
+}
+
+function Get-LeftoverProcesses {
+    # Every test store lives under a folder named macvm-test-*: processes that mention one are the suite's.
+    Get-Process | Where-Object {
+        $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host') -and
+        ((Get-Content -Raw "/proc/$($_.Id)/cmdline" -ErrorAction Ignore) -match 'macvm-test-')
+    }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Guest' { Invoke-GuestBuild }
+    'Test' {
+        Invoke-Build
+        Invoke-GuestBuild
+        $unit = Invoke-UnitTests
+        $pester = Invoke-PesterTests
+        $passed = $unit.Passed + $pester.Passed
+        $failed = $unit.Failed + $pester.Failed
+        $left = @(Get-LeftoverProcesses)
+        if ($left.Count -gt 0) {
+            Write-Host "Leftover VM processes after the tests (killed now): $($left.Id -join ', ')"
+            $left | Stop-Process -Force
+            $failed++
+        }
+        Write-Host "xUnit: $($unit.Passed) passed, $($unit.Failed) failed; Pester: $($pester.Passed) passed, $($pester.Failed) failed"
+        Write-Host "$passed passed, $failed failed"
+        if ($failed -gt 0) { exit 1 }
+    }
+    'Bench' {
+        Invoke-Build
+        Invoke-GuestBuild
+        & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root 'tests/Benchmarks/Invoke-Benchmarks.ps1') -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
+    'Demo' {
+        Invoke-Build
+        Invoke-GuestBuild
+        & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root 'tools/Start-Demo.ps1') -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
+        if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+    }
+}

@@ -1,0 +1,22 @@
+using MacVm.Engine.Drivers.Qemu;
+using MacVm.Engine.Operations;
+
+namespace MacVm.Engine.Drivers;
+
+/// <summary>Finds the driver for a <see cref="VmDriverKind"/>.</summary>
+public static class DriverRegistry
+{
+    /// <summary>The driver a VM gets when none is named: Apple on macOS, QEMU elsewhere.</summary>
+    public static VmDriverKind DefaultKind => VmDriverKind.Qemu;
+
+    /// <summary>Returns the driver, or throws NotInstalled when it cannot run on this machine.</summary>
+    public static IVmDriver Get(VmDriverKind kind) => kind switch
+    {
+        VmDriverKind.Qemu => QemuDriver.Instance,
+        VmDriverKind.Apple => throw new MacVmException(MacVmErrorKind.NotInstalled, "DriverUnavailable",
+            OperatingSystem.IsMacOS()
+                ? "The Apple (Virtualization.framework) driver is not part of this build yet. Use -Driver Qemu."
+                : "The Apple driver needs macOS (Virtualization.framework). On this OS use -Driver Qemu."),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind)),
+    };
+}

@@ -1,0 +1,68 @@
+using MacVm.Engine.Store;
+
+namespace MacVm.Engine.Drivers;
+
+/// <summary>
+/// A hypervisor binding. The host process asks it for one <see cref="IVirtualMachine"/>; the cmdlet
+/// side asks it only to check prerequisites and to clone disks, so errors surface before a host starts.
+/// </summary>
+public interface IVmDriver
+{
+    /// <summary>Which driver this is.</summary>
+    VmDriverKind Kind { get; }
+
+    /// <summary>Throws a <see cref="Operations.MacVmException"/> (NotInstalled) naming what is missing and how to install it.</summary>
+    void CheckAvailable(VmAccelerator accelerator);
+
+    /// <summary>Makes <paramref name="target"/> an O(1) copy-on-write clone of the image disk <paramref name="source"/>.</summary>
+    Task CloneDiskAsync(string source, string sourceFormat, string target, CancellationToken ct);
+
+    /// <summary>Prepares (does not start) the VM described by <paramref name="configuration"/>.</summary>
+    IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events);
+}
+
+/// <summary>What a running VM tells the host about itself.</summary>
+public interface IVmEventSink
+{
+    /// <summary>One line the guest printed on its console.</summary>
+    void ConsoleLine(string line);
+
+    /// <summary>A line for the host log.</summary>
+    void Log(string message);
+}
+
+/// <summary>One VM inside its host process.</summary>
+public interface IVirtualMachine : IAsyncDisposable
+{
+    /// <summary>The accelerator in use, once started (kvm, tcg, hvf).</summary>
+    string? Accelerator { get; }
+
+    /// <summary>The hypervisor's process id when it runs in a child process.</summary>
+    int? HypervisorProcessId { get; }
+
+    /// <summary>Starts the hypervisor and returns once the guest's CPUs run.</summary>
+    Task StartAsync(CancellationToken ct);
+
+    /// <summary>Pauses the guest's CPUs.</summary>
+    Task PauseAsync(CancellationToken ct);
+
+    /// <summary>Resumes the guest's CPUs.</summary>
+    Task ResumeAsync(CancellationToken ct);
+
+    /// <summary>Presses the virtual power button (ACPI); the guest decides what to do.</summary>
+    Task RequestShutdownAsync(CancellationToken ct);
+
+    /// <summary>Ends the hypervisor at once.</summary>
+    void Kill();
+
+    /// <summary>Completes when the hypervisor has ended, with how it ended.</summary>
+    Task<HypervisorExit> Exited { get; }
+
+    /// <summary>Opens the byte stream of the guest agent channel.</summary>
+    Task<Stream> ConnectGuestAgentAsync(CancellationToken ct);
+}
+
+/// <summary>How a hypervisor ended.</summary>
+/// <param name="GuestShutdown">True when the guest powered itself off.</param>
+/// <param name="Description">In words, for the status reason and the log.</param>
+public sealed record HypervisorExit(bool GuestShutdown, string Description);

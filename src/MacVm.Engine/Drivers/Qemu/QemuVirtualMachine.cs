@@ -1,0 +1,187 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using MacVm.Engine.Store;
+
+namespace MacVm.Engine.Drivers.Qemu;
+
+/// <summary>One QEMU child process, its QMP connection and its serial console.</summary>
+internal sealed class QemuVirtualMachine : IVirtualMachine
+{
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
+
+    private readonly VmConfiguration _config;
+    private readonly VmPaths _paths;
+    private readonly IVmEventSink _events;
+    private readonly TaskCompletionSource<HypervisorExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Queue<string> _qemuOutput = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Process? _process;
+    private QmpClient? _qmp;
+    private Task? _serialPump;
+    private volatile bool _guestShutdown;
+
+    public QemuVirtualMachine(VmConfiguration config, VmPaths paths, IVmEventSink events)
+    {
+        _config = config;
+        _paths = paths;
+        _events = events;
+    }
+
+    public string? Accelerator { get; private set; }
+
+    public int? HypervisorProcessId => _process?.Id;
+
+    public Task<HypervisorExit> Exited => _exited.Task;
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var qemu = QemuInstallation.FindSystem();
+        Accelerator = QemuDriver.ResolveAccelerator(_config.Accelerator);
+        var args = QemuCommandLine.Build(_config, _paths, Accelerator);
+        foreach (var socket in new[] { _paths.QmpSocket, _paths.SerialSocket, _paths.AgentSocket })
+            AtomicFile.TryDelete(socket);
+
+        var launched = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // PR_SET_PDEATHSIG fires when the thread that forked QEMU ends, not the process: fork from a
+        // thread that lives exactly as long as QEMU, so QEMU dies with the host and only then.
+        var parent = new Thread(() => RunQemu(qemu, args, launched)) { IsBackground = true, Name = "qemu-parent" };
+        parent.Start();
+        _process = await launched.Task.ConfigureAwait(false);
+        _events.Log($"QEMU started (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
+
+        var alive = () => !_exited.Task.IsCompleted;
+        try
+        {
+            // The serial socket first: output sent before anyone is connected is lost.
+            var serial = await UnixSocket.ConnectWithRetryAsync(_paths.SerialSocket, ConnectTimeout, alive, ct).ConfigureAwait(false);
+            _serialPump = Task.Run(() => PumpSerialAsync(serial), CancellationToken.None);
+            _qmp = await QmpClient.ConnectAsync(_paths.QmpSocket, OnQmpEvent, ConnectTimeout, alive, ct).ConfigureAwait(false);
+            var status = await _qmp.ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
+            _events.Log($"QMP connected; status {status?["status"]}");
+        }
+        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
+        {
+            var exit = _exited.Task.IsCompleted ? (await _exited.Task.ConfigureAwait(false)).Description : null;
+            Kill();
+            throw new IOException($"QEMU did not come up: {exit ?? ex.Message}{QemuOutputTail()}", ex);
+        }
+    }
+
+    private void RunQemu(string qemu, IReadOnlyList<string> args, TaskCompletionSource<Process> launched)
+    {
+        Process process;
+        try
+        {
+            var setpriv = OperatingSystem.IsLinux() ? QemuInstallation.FindOnPath("setpriv") : null;
+            var psi = new ProcessStartInfo(setpriv ?? qemu)
+            {
+                UseShellExecute = false,
+                RedirectStandardInput = true,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            if (setpriv is not null)
+            {
+                foreach (var a in new[] { "--pdeathsig", "KILL", "--", qemu }) psi.ArgumentList.Add(a);
+            }
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            process = Process.Start(psi) ?? throw new IOException($"'{qemu}' did not start.");
+            process.OutputDataReceived += (_, e) => RecordQemuOutput(e.Data);
+            process.ErrorDataReceived += (_, e) => RecordQemuOutput(e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+        catch (Exception ex)
+        {
+            launched.TrySetException(new IOException($"Could not start QEMU ('{qemu}'): {ex.Message}", ex));
+            _exited.TrySetResult(new HypervisorExit(false, "QEMU did not start: " + ex.Message));
+            return;
+        }
+        launched.TrySetResult(process);
+        process.WaitForExit();
+        _exited.TrySetResult(new HypervisorExit(_guestShutdown, DescribeExit(process)));
+    }
+
+    private string DescribeExit(Process process)
+    {
+        var code = process.ExitCode;
+        var how = code > 128 ? $"was killed by signal {code - 128}" : $"exited with code {code}";
+        return $"QEMU (pid {process.Id}) {how}{QemuOutputTail()}";
+    }
+
+    private void RecordQemuOutput(string? line)
+    {
+        if (line is null) return;
+        _events.Log("qemu: " + line);
+        lock (_qemuOutput)
+        {
+            _qemuOutput.Enqueue(line);
+            while (_qemuOutput.Count > 5) _qemuOutput.Dequeue();
+        }
+    }
+
+    private string QemuOutputTail()
+    {
+        lock (_qemuOutput)
+            return _qemuOutput.Count == 0 ? "" : ". QEMU said: " + string.Join(" | ", _qemuOutput);
+    }
+
+    private void OnQmpEvent(string name, JsonObject? data)
+    {
+        if (name == "SHUTDOWN" && data?["guest"]?.GetValue<bool>() == true) _guestShutdown = true;
+        _events.Log($"QMP event {name} {data?.ToJsonString()}");
+    }
+
+    private async Task PumpSerialAsync(Socket serial)
+    {
+        using var stream = new NetworkStream(serial, ownsSocket: true);
+        using var reader = new StreamReader(stream, new UTF8Encoding(false));
+        try
+        {
+            while (await reader.ReadLineAsync(_stopping.Token).ConfigureAwait(false) is { } line)
+                _events.ConsoleLine(line.TrimEnd('\r'));
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // QEMU exited or we are shutting down.
+        }
+    }
+
+    public Task PauseAsync(CancellationToken ct) => Qmp().ExecuteAsync("stop", null, ct);
+
+    public Task ResumeAsync(CancellationToken ct) => Qmp().ExecuteAsync("cont", null, ct);
+
+    public Task RequestShutdownAsync(CancellationToken ct) => Qmp().ExecuteAsync("system_powerdown", null, ct);
+
+    private QmpClient Qmp() => _qmp ?? throw new InvalidOperationException("QEMU is not connected.");
+
+    public void Kill()
+    {
+        try
+        {
+            if (_process is { HasExited: false }) _process.Kill();
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    public async Task<Stream> ConnectGuestAgentAsync(CancellationToken ct)
+    {
+        var socket = await UnixSocket.ConnectWithRetryAsync(_paths.AgentSocket, ConnectTimeout, () => !_exited.Task.IsCompleted, ct).ConfigureAwait(false);
+        return new NetworkStream(socket, ownsSocket: true);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stopping.Cancel();
+        if (_qmp is not null) await _qmp.DisposeAsync().ConfigureAwait(false);
+        Kill();
+        if (_serialPump is not null) await _serialPump.ConfigureAwait(false);
+        _process?.Dispose();
+        _stopping.Dispose();
+    }
+}

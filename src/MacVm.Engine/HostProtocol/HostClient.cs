@@ -1,0 +1,102 @@
+using System.Net.Sockets;
+using MacVm.Engine.Operations;
+using StreamJsonRpc;
+
+namespace MacVm.Engine.HostProtocol;
+
+/// <summary>A JSON-RPC connection to one VM's host process over its control socket.</summary>
+public sealed class HostClient : IAsyncDisposable
+{
+    private readonly JsonRpc _rpc;
+    private readonly Socket _socket;
+
+    private HostClient(Socket socket)
+    {
+        _socket = socket;
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        _rpc = new JsonRpc(new NewLineDelimitedMessageHandler(stream, stream, HostRpc.CreateFormatter()));
+        _rpc.StartListening();
+    }
+
+    /// <summary>
+    /// Connects to the socket, or returns null when no host listens there (no file, or refused):
+    /// the caller decides what that means for the VM's state.
+    /// </summary>
+    public static async Task<HostClient?> TryConnectAsync(string socketPath, CancellationToken ct)
+    {
+        if (!File.Exists(socketPath)) return null;
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(socketPath), ct).ConfigureAwait(false);
+            return new HostClient(socket);
+        }
+        catch (SocketException)
+        {
+            socket.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>The host's view of the VM.</summary>
+    public Task<VmStatus> GetStatusAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.GetStatus, ct);
+
+    /// <summary>Stops the VM; returns once the hypervisor has exited.</summary>
+    public Task<VmStatus> StopAsync(StopRequest request, CancellationToken ct) => Call<VmStatus>(HostMethods.Stop, ct, request);
+
+    /// <summary>Pauses the guest.</summary>
+    public Task<VmStatus> PauseAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Pause, ct);
+
+    /// <summary>Resumes the guest.</summary>
+    public Task<VmStatus> ResumeAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Resume, ct);
+
+    /// <summary>Pings the guest agent.</summary>
+    public Task<GuestPingResult> PingGuestAsync(int timeoutMs, CancellationToken ct) => Call<GuestPingResult>(HostMethods.PingGuest, ct, timeoutMs);
+
+    private async Task<T> Call<T>(string method, CancellationToken ct, params object?[] args)
+    {
+        try
+        {
+            return await _rpc.InvokeWithCancellationAsync<T>(method, args, ct).ConfigureAwait(false);
+        }
+        catch (RemoteInvocationException ex)
+        {
+            // The host formats its errors for people; keep its words and its problem code.
+            var problem = (ex.ErrorData as System.Text.Json.JsonElement?) is { ValueKind: System.Text.Json.JsonValueKind.Object } data
+                && data.TryGetProperty("problem", out var p) ? p.GetString() ?? "HostFailed" : "HostFailed";
+            var kind = problem switch
+            {
+                "InvalidState" => MacVmErrorKind.InvalidState,
+                "GuestNotAnswering" or "NoGuestAgent" => MacVmErrorKind.GuestFailed,
+                "Timeout" => MacVmErrorKind.Timeout,
+                _ => MacVmErrorKind.HostFailed,
+            };
+            throw new MacVmException(kind, problem, ex.Message, inner: ex);
+        }
+        catch (ConnectionLostException ex)
+        {
+            throw new MacVmException(MacVmErrorKind.HostFailed, "HostGone", "The VM's host process closed the connection: " + ex.Message, inner: ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        _rpc.Dispose();
+        await _rpc.Completion.ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+        _socket.Dispose();
+    }
+}
+
+/// <summary>Settings both ends of the control protocol share.</summary>
+public static class HostRpc
+{
+    /// <summary>System.Text.Json with the model's settings (camelCase, enums as strings).</summary>
+    public static SystemTextJsonFormatter CreateFormatter()
+    {
+        var f = new SystemTextJsonFormatter();
+        f.JsonSerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
+        f.JsonSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+        return f;
+    }
+}

@@ -1,0 +1,43 @@
+namespace MacVm.Engine.HostProtocol;
+
+/// <summary>
+/// The JSON-RPC 2.0 methods a host process serves on its control socket (newline-delimited JSON,
+/// one message per line). Both sides use these names, so changing one is a protocol change.
+/// </summary>
+public static class HostMethods
+{
+    /// <summary>() → <see cref="VmStatus"/>.</summary>
+    public const string GetStatus = "vm.getStatus";
+
+    /// <summary>(<see cref="StopRequest"/>) → <see cref="VmStatus"/> once the hypervisor has exited.</summary>
+    public const string Stop = "vm.stop";
+
+    /// <summary>() → <see cref="VmStatus"/>: pauses the guest's CPUs.</summary>
+    public const string Pause = "vm.pause";
+
+    /// <summary>() → <see cref="VmStatus"/>: resumes the guest's CPUs.</summary>
+    public const string Resume = "vm.resume";
+
+    /// <summary>(timeoutMs) → <see cref="GuestPingResult"/>: a round trip through the guest agent.</summary>
+    public const string PingGuest = "guest.ping";
+}
+
+/// <summary>How to stop a VM.</summary>
+public sealed record StopRequest
+{
+    /// <summary>Kill the hypervisor at once instead of asking the guest to shut down.</summary>
+    public bool Force { get; init; }
+
+    /// <summary>How long a graceful stop may take before the host kills the hypervisor.</summary>
+    public int TimeoutMs { get; init; } = 30_000;
+}
+
+/// <summary>The answer to a guest ping.</summary>
+public sealed record GuestPingResult
+{
+    /// <summary>The round trip host → agent → host.</summary>
+    public double RoundTripMs { get; init; }
+
+    /// <summary>The token the agent echoed.</summary>
+    public required string Token { get; init; }
+}

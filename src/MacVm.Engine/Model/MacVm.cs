@@ -1,0 +1,73 @@
+namespace MacVm;
+
+/// <summary>
+/// A VM as the pipeline sees it: its saved configuration plus the live state its host process
+/// reported when the object was made. Objects are snapshots in time; Get-MacVm makes fresh ones.
+/// </summary>
+public sealed class MacVm
+{
+    /// <summary>Makes the pipeline object.</summary>
+    public MacVm(VmConfiguration configuration, VmStatus status, string path)
+    {
+        Configuration = configuration;
+        Status = status;
+        Path = path;
+    }
+
+    /// <summary>The saved configuration.</summary>
+    public VmConfiguration Configuration { get; }
+
+    /// <summary>The live status.</summary>
+    public VmStatus Status { get; }
+
+    /// <summary>The VM's folder in the store.</summary>
+    public string Path { get; }
+
+    /// <summary>The VM's name.</summary>
+    public string Name => Configuration.Name;
+
+    /// <summary>The state reported by the host process (or derived from its absence).</summary>
+    public VmState State => Status.State;
+
+    /// <summary>Why the VM is <see cref="VmState.Failed"/> (or stopped), in words.</summary>
+    public string? StateReason => Status.Reason;
+
+    /// <summary>The driver.</summary>
+    public VmDriverKind Driver => Configuration.Driver;
+
+    /// <summary>The image the VM was made from.</summary>
+    public string Image => Configuration.Image;
+
+    /// <summary>Virtual CPUs.</summary>
+    public int CpuCount => Configuration.CpuCount;
+
+    /// <summary>Memory in MiB.</summary>
+    public int MemoryMB => Configuration.MemoryMB;
+
+    /// <summary>The accelerator in use (resolved), or the one asked for when not running.</summary>
+    public string Accelerator => Status.Accelerator ?? Configuration.Accelerator.ToString();
+
+    /// <summary>The host process id while one runs.</summary>
+    public int? HostProcessId => Status.HostProcessId;
+
+    /// <summary>The hypervisor process id while one runs (QEMU); null for in-process hypervisors.</summary>
+    public int? HypervisorProcessId => Status.HypervisorProcessId;
+
+    /// <summary>Whether the guest agent has answered since the VM started.</summary>
+    public bool GuestAgentReady => Status.GuestAgentReady;
+
+    /// <summary>When the host started the VM (UTC).</summary>
+    public DateTimeOffset? StartedUtc => Status.StartedUtc;
+
+    /// <summary>How long the VM has been up.</summary>
+    public TimeSpan? Uptime => Status.StartedUtc is { } s && State is VmState.Running or VmState.Paused ? DateTimeOffset.UtcNow - s : null;
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+}
+
+/// <summary>The answer of Test-MacVmGuest.</summary>
+/// <param name="VMName">The VM.</param>
+/// <param name="RoundTripMs">Host → guest agent → host, in milliseconds.</param>
+/// <param name="Token">The token the agent echoed.</param>
+public sealed record MacVmGuestPing(string VMName, double RoundTripMs, string Token);

@@ -1,0 +1,101 @@
+using System.Text.Json.Serialization;
+
+namespace MacVm;
+
+/// <summary>
+/// The saved configuration of one VM: what its host process needs to start it. Pure data: it
+/// round-trips through JSON (<see cref="ModelJson"/>) and knows nothing of processes or hypervisors.
+/// </summary>
+public sealed record VmConfiguration
+{
+    /// <summary>Format version of this document, bumped on incompatible change.</summary>
+    public int SchemaVersion { get; init; } = 1;
+
+    /// <summary>The VM's unique name in its store.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>A stable identifier that survives renames of the store folder.</summary>
+    public Guid Id { get; init; } = Guid.NewGuid();
+
+    /// <summary>Which driver runs the VM.</summary>
+    public VmDriverKind Driver { get; init; } = VmDriverKind.Qemu;
+
+    /// <summary>Name of the image the VM was made from.</summary>
+    public required string Image { get; init; }
+
+    /// <summary>Content digest (sha256:…) of the image when the VM was made.</summary>
+    public required string ImageDigest { get; init; }
+
+    /// <summary>Number of virtual CPUs.</summary>
+    public int CpuCount { get; init; } = 1;
+
+    /// <summary>Guest memory in MiB.</summary>
+    public int MemoryMB { get; init; } = 256;
+
+    /// <summary>The accelerator asked for; the host resolves <see cref="VmAccelerator.Auto"/>.</summary>
+    public VmAccelerator Accelerator { get; init; } = VmAccelerator.Auto;
+
+    /// <summary>Seconds the guest has to show a sign of life (console output or an agent answer).</summary>
+    public int BootTimeoutSeconds { get; init; } = 60;
+
+    /// <summary>Extra kernel command-line words appended to the image's command line.</summary>
+    public string? ExtraKernelArguments { get; init; }
+
+    /// <summary>When the VM was made (UTC).</summary>
+    public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Boot resources, resolved from the image at creation so the VM does not depend on image metadata later.</summary>
+    public required BootSpec Boot { get; init; }
+}
+
+/// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>
+public sealed record BootSpec
+{
+    /// <summary>Kernel (uncompressed ELF or bzImage), for kernel images.</summary>
+    public string? KernelPath { get; init; }
+
+    /// <summary>Initramfs, for kernel images.</summary>
+    public string? InitrdPath { get; init; }
+
+    /// <summary>Kernel command line from the image.</summary>
+    public string? KernelCommandLine { get; init; }
+
+    /// <summary>The VM's own disk file name inside its folder (a copy-on-write clone of the image's disk), or null for none.</summary>
+    public string? DiskFile { get; init; }
+
+    /// <summary>Whether the image runs the MacVm guest agent.</summary>
+    public bool GuestAgent { get; init; }
+
+    /// <summary>The text the guest prints on its serial console once it is up, if the image declares one.</summary>
+    public string? ReadyMarker { get; init; }
+}
+
+/// <summary>Shared JSON settings for every document the module writes.</summary>
+public static class ModelJson
+{
+    /// <summary>Indented, camelCase, enums as strings.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Options = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    /// <summary>Serialises a model object.</summary>
+    public static string Serialize<T>(T value) => System.Text.Json.JsonSerializer.Serialize(value, Options);
+
+    /// <summary>Deserialises a model object; throws <see cref="InvalidDataException"/> when the text is not one.</summary>
+    public static T Deserialize<T>(string json, string what)
+    {
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<T>(json, Options)
+                ?? throw new InvalidDataException($"{what} is empty.");
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            throw new InvalidDataException($"{what} is not valid: {ex.Message}", ex);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+using System.Runtime.InteropServices;
+
+namespace MacVm.Engine.Platform;
+
+/// <summary>The few libc calls .NET does not wrap. Linux and macOS share these signatures.</summary>
+public static partial class Posix
+{
+    /// <summary>The longest unix socket path including its terminating NUL (sun_path size).</summary>
+    public static int UnixSocketPathLimit => OperatingSystem.IsMacOS() ? 104 : 108;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setsid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int dup2(int oldfd, int newfd);
+
+    [LibraryImport("libc")]
+    private static partial uint geteuid();
+
+    /// <summary>The effective user id.</summary>
+    public static uint EffectiveUserId => geteuid();
+
+    /// <summary>True if a process with this id exists (it may belong to another user).</summary>
+    public static bool ProcessExists(int pid)
+    {
+        if (pid <= 0) return false;
+        if (kill(pid, 0) == 0) return true;
+        return Marshal.GetLastPInvokeError() == 1; // EPERM: exists, not ours
+    }
+
+    /// <summary>Sends a signal; returns false if the process is gone.</summary>
+    public static bool Signal(int pid, int signal) => pid > 0 && kill(pid, signal) == 0;
+
+    /// <summary>SIGKILL.</summary>
+    public const int SigKill = 9;
+
+    /// <summary>SIGTERM.</summary>
+    public const int SigTerm = 15;
+
+    /// <summary>Starts a new session so the process survives its launching terminal.</summary>
+    public static void DetachFromTerminal() => _ = setsid();
+
+    /// <summary>Points the standard descriptors at the given files (0 from /dev/null, 1 and 2 to the log).</summary>
+    public static void RedirectStandardStreams(SafeHandle devNull, SafeHandle log)
+    {
+        var nul = (int)devNull.DangerousGetHandle();
+        var fd = (int)log.DangerousGetHandle();
+        dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+    }
+
+    /// <summary>
+    /// On Linux, the command line of a process (arguments joined by spaces), or null if it is gone.
+    /// Used to tell our own host processes from a reused pid.
+    /// </summary>
+    public static string? ProcessCommandLine(int pid)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        try
+        {
+            var raw = File.ReadAllBytes($"/proc/{pid}/cmdline");
+            return System.Text.Encoding.UTF8.GetString(raw).Replace('\0', ' ').TrimEnd();
+        }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
+}

@@ -1,0 +1,74 @@
+using System.Security.Cryptography;
+using System.Text;
+using MacVm.Engine.Platform;
+
+namespace MacVm.Engine.Store;
+
+/// <summary>
+/// Where one VM's files live. The folder holds the manifest, disk, logs and status; the unix sockets
+/// live in the same folder when the path fits the OS's socket path limit, else in a short per-user
+/// runtime folder derived from the VM folder (so the host and every client agree on it).
+/// </summary>
+public sealed class VmPaths
+{
+    /// <summary>The longest socket file name used inside <see cref="SocketDirectory"/>.</summary>
+    public const string LongestSocketName = "control.sock";
+
+    /// <summary>Computes the paths of the VM in <paramref name="directory"/>.</summary>
+    public VmPaths(string directory)
+    {
+        Directory = System.IO.Path.GetFullPath(directory);
+        SocketDirectory = ChooseSocketDirectory(Directory);
+    }
+
+    /// <summary>The VM's folder.</summary>
+    public string Directory { get; }
+
+    /// <summary>The folder of the VM's unix sockets.</summary>
+    public string SocketDirectory { get; }
+
+    /// <summary>True when sockets live outside the VM folder because its path is too long.</summary>
+    public bool UsesRuntimeSocketDirectory => SocketDirectory != Directory;
+
+    /// <summary>vm.json.</summary>
+    public string Manifest => Combine(Directory, "vm.json");
+    /// <summary>status.json, written by the host on every state change.</summary>
+    public string Status => Combine(Directory, "status.json");
+    /// <summary>The host's log.</summary>
+    public string HostLog => Combine(Directory, "host.log");
+    /// <summary>Everything the guest printed on its serial console.</summary>
+    public string ConsoleLog => Combine(Directory, "console.log");
+    /// <summary>The host's pid.</summary>
+    public string HostPid => Combine(Directory, "host.pid");
+    /// <summary>The host's JSON-RPC control socket.</summary>
+    public string ControlSocket => Combine(SocketDirectory, "control.sock");
+    /// <summary>QEMU's QMP socket.</summary>
+    public string QmpSocket => Combine(SocketDirectory, "qmp.sock");
+    /// <summary>QEMU's serial console socket.</summary>
+    public string SerialSocket => Combine(SocketDirectory, "serial.sock");
+    /// <summary>QEMU's virtio-serial socket for the guest agent.</summary>
+    public string AgentSocket => Combine(SocketDirectory, "agent.sock");
+
+    /// <summary>The VM's disk file.</summary>
+    public string Disk(string fileName) => Combine(Directory, fileName);
+
+    private static string Combine(string a, string b) => a + "/" + b;
+
+    /// <summary>
+    /// The VM folder itself when its socket paths fit; else $TMPDIR/macvm-&lt;uid&gt;/&lt;hash&gt;.
+    /// Throws <see cref="PathTooLongException"/> naming the limit when even that does not fit.
+    /// </summary>
+    public static string ChooseSocketDirectory(string vmDirectory)
+    {
+        if (Fits(vmDirectory)) return vmDirectory;
+        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(vmDirectory)))[..16].ToLowerInvariant();
+        var runtime = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"macvm-{Posix.EffectiveUserId}", hash);
+        if (Fits(runtime)) return runtime;
+        throw new PathTooLongException(
+            $"The socket path '{runtime}/{LongestSocketName}' is longer than the {Posix.UnixSocketPathLimit - 1}-byte limit of unix socket paths on this OS, " +
+            $"and so is the one in the VM folder '{vmDirectory}'. Set $env:MACVM_HOME (or TMPDIR) to a shorter folder.");
+    }
+
+    private static bool Fits(string dir) =>
+        Encoding.UTF8.GetByteCount(dir) + 1 + LongestSocketName.Length < Posix.UnixSocketPathLimit;
+}

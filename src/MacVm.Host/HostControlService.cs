@@ -1,0 +1,69 @@
+using MacVm;
+using MacVm.Engine.HostProtocol;
+using StreamJsonRpc;
+
+namespace MacVm.Host;
+
+/// <summary>The JSON-RPC methods of <see cref="HostMethods"/>, served for one VM.</summary>
+public sealed class HostControlService
+{
+    private readonly VmHost _host;
+
+    internal HostControlService(VmHost host) => _host = host;
+
+    /// <summary>The VM's status.</summary>
+    [JsonRpcMethod(HostMethods.GetStatus)]
+    public VmStatus GetStatus() => _host.Status;
+
+    /// <summary>Stops the VM and returns its final status.</summary>
+    [JsonRpcMethod(HostMethods.Stop)]
+    public Task<VmStatus> StopAsync(StopRequest request) =>
+        _host.StopAsync(request.Force, TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)));
+
+    /// <summary>Pauses the guest.</summary>
+    [JsonRpcMethod(HostMethods.Pause)]
+    public async Task<VmStatus> PauseAsync(CancellationToken ct)
+    {
+        var machine = RequireState(VmState.Running, VmState.Paused);
+        await machine.PauseAsync(ct).ConfigureAwait(false);
+        return _host.Update(s => s with { State = VmState.Paused });
+    }
+
+    /// <summary>Resumes the guest.</summary>
+    [JsonRpcMethod(HostMethods.Resume)]
+    public async Task<VmStatus> ResumeAsync(CancellationToken ct)
+    {
+        var machine = RequireState(VmState.Running, VmState.Paused);
+        await machine.ResumeAsync(ct).ConfigureAwait(false);
+        return _host.Update(s => s with { State = VmState.Running });
+    }
+
+    /// <summary>A round trip through the guest agent.</summary>
+    [JsonRpcMethod(HostMethods.PingGuest)]
+    public async Task<GuestPingResult> PingGuestAsync(int timeoutMs, CancellationToken ct)
+    {
+        RequireState(VmState.Running);
+        var agent = _host.Agent ?? throw Problem("NoGuestAgent",
+            $"The image '{_host.Config.Image}' does not declare the MacVm guest agent, so there is nothing to ping. Import the image with -GuestAgent if its guest runs the agent.");
+        try
+        {
+            var (token, rtt) = await agent.PingAsync(TimeSpan.FromMilliseconds(timeoutMs), ct).ConfigureAwait(false);
+            return new GuestPingResult { Token = token, RoundTripMs = rtt.TotalMilliseconds };
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException)
+        {
+            throw Problem("GuestNotAnswering", $"The guest agent of VM '{_host.Config.Name}' did not answer: {ex.Message}");
+        }
+    }
+
+    private Engine.Drivers.IVirtualMachine RequireState(params VmState[] allowed)
+    {
+        var status = _host.Status;
+        if (_host.Machine is null || Array.IndexOf(allowed, status.State) < 0)
+            throw Problem("InvalidState", $"VM '{_host.Config.Name}' is {status.State}; this needs it {string.Join(" or ", allowed)}.");
+        return _host.Machine;
+    }
+
+    private static LocalRpcException Problem(string problem, string message) =>
+        new(message) { ErrorCode = -32000, ErrorData = new Dictionary<string, string> { ["problem"] = problem } };
+}

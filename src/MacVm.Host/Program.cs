@@ -1,0 +1,41 @@
+using System.CommandLine;
+using MacVm.Engine.Platform;
+using MacVm.Engine.Store;
+
+namespace MacVm.Host;
+
+/// <summary>
+/// MacVm.Host: one process per VM. It owns the hypervisor and serves the VM's control socket; it
+/// outlives the pwsh session that started it. Started by the engine (HostLauncher), not by people.
+/// </summary>
+public static class Program
+{
+    /// <summary>Entry point.</summary>
+    public static int Main(string[] args)
+    {
+        var vmDir = new Option<DirectoryInfo>("--vm-dir") { Description = "The VM's folder in the store (holds vm.json).", Required = true };
+        var foreground = new Option<bool>("--foreground") { Description = "Stay attached to the terminal and log to it (for debugging)." };
+        var root = new RootCommand("Runs one MacVm virtual machine and serves its control socket.") { vmDir, foreground };
+        root.SetAction(result =>
+        {
+            var dir = result.GetValue(vmDir)!;
+            if (!File.Exists(Path.Combine(dir.FullName, "vm.json")))
+            {
+                Console.Error.WriteLine($"'{dir.FullName}' holds no vm.json: not a MacVm VM folder.");
+                return 2;
+            }
+            var paths = new VmPaths(dir.FullName);
+            if (!result.GetValue(foreground))
+            {
+                // Survive the terminal that launched us closing, and never write to it.
+                Posix.DetachFromTerminal();
+                using var devNull = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.ReadWrite);
+                using var log = File.OpenHandle(paths.HostLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+                Posix.RedirectStandardStreams(devNull, log);
+            }
+            using var host = new VmHost(paths);
+            return host.RunAsync().GetAwaiter().GetResult();
+        });
+        return root.Parse(args).Invoke();
+    }
+}

@@ -1,0 +1,240 @@
+using System.Runtime.InteropServices;
+using MacVm;
+using MacVm.Engine.Drivers;
+using MacVm.Engine.GuestProtocol;
+using MacVm.Engine.Store;
+
+namespace MacVm.Host;
+
+/// <summary>
+/// The life of one VM inside its host process: start the hypervisor, watch the boot, serve control
+/// requests, and record how it all ended in status.json before exiting.
+/// </summary>
+internal sealed class VmHost : IVmEventSink, IDisposable
+{
+    private readonly VmPaths _paths;
+    private readonly HostLog _log = new();
+    private readonly object _gate = new();
+    private readonly TaskCompletionSource<VmStatus> _final = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _shutdown = new();
+    private VmStatus _status;
+    private StreamWriter? _console;
+    private string? _stopReason;
+    private string? _failReason;
+
+    public VmHost(VmPaths paths)
+    {
+        _paths = paths;
+        _status = new VmStatus { State = VmState.Starting, HostProcessId = Environment.ProcessId };
+    }
+
+    internal IVirtualMachine? Machine { get; private set; }
+
+    internal GuestAgentChannel? Agent { get; private set; }
+
+    internal VmConfiguration Config { get; private set; } = null!;
+
+    internal HostLog Log => _log;
+
+    /// <summary>The final status, once the hypervisor has exited and it is recorded.</summary>
+    internal Task<VmStatus> Final => _final.Task;
+
+    internal VmStatus Status
+    {
+        get { lock (_gate) return _status; }
+    }
+
+    internal VmStatus Update(Func<VmStatus, VmStatus> change)
+    {
+        lock (_gate)
+        {
+            // Terminal states are final: a late event must not revive a stopped VM.
+            if (_status.IsTerminal && _final.Task.IsCompleted) return _status;
+            _status = change(_status) with { UpdatedUtc = DateTimeOffset.UtcNow };
+            VmStore.WriteStatus(_paths, _status);
+            return _status;
+        }
+    }
+
+    public async Task<int> RunAsync()
+    {
+        _log.Write($"MacVm.Host {typeof(VmHost).Assembly.GetName().Version} pid {Environment.ProcessId} for '{_paths.Directory}'");
+        ControlServer? server = null;
+        try
+        {
+            Config = ModelJson.Deserialize<VmConfiguration>(File.ReadAllText(_paths.Manifest), $"The manifest '{_paths.Manifest}'");
+            AtomicFile.WriteAllText(_paths.HostPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Update(_ => new VmStatus { State = VmState.Starting, HostProcessId = Environment.ProcessId });
+            VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
+            _console = new StreamWriter(new FileStream(_paths.ConsoleLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
+
+            server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
+            {
+                ctx.Cancel = true;
+                _log.Write("SIGTERM: stopping the VM");
+                _ = StopAsync(force: false, TimeSpan.FromSeconds(30));
+            });
+
+            Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
+            await Machine.StartAsync(_shutdown.Token).ConfigureAwait(false);
+            server.Start();
+            Update(s => s with
+            {
+                State = VmState.Running,
+                HypervisorProcessId = Machine.HypervisorProcessId,
+                Accelerator = Machine.Accelerator,
+                StartedUtc = DateTimeOffset.UtcNow,
+            });
+            if (Config.Boot.GuestAgent)
+            {
+                Agent = new GuestAgentChannel(Machine.ConnectGuestAgentAsync);
+                _ = Task.Run(WaitForAgentAsync);
+            }
+            _ = Task.Run(BootWatchdogAsync);
+
+            var exit = await Machine.Exited.ConfigureAwait(false);
+            _log.Write($"Hypervisor ended: {exit.Description}");
+            var final = Update(s => s with
+            {
+                State = _failReason is null && (_stopReason is not null || exit.GuestShutdown) ? VmState.Stopped : VmState.Failed,
+                Reason = _failReason ?? _stopReason ?? (exit.GuestShutdown ? "The guest shut down." : $"The hypervisor ended unexpectedly: {exit.Description}"),
+                HypervisorProcessId = null,
+            });
+            _final.TrySetResult(final);
+            _log.Write($"Final state {final.State}: {final.Reason}");
+            // Let a Stop caller read its answer before the socket goes away.
+            await Task.Delay(150).ConfigureAwait(false);
+            return final.State == VmState.Stopped ? 0 : 1;
+        }
+        catch (Exception ex)
+        {
+            _log.Write($"Host failed: {ex}");
+            var failed = Update(s => s with { State = VmState.Failed, Reason = ex.Message, HypervisorProcessId = null });
+            _final.TrySetResult(failed);
+            Machine?.Kill();
+            return 1;
+        }
+        finally
+        {
+            _shutdown.Cancel();
+            if (server is not null) await server.DisposeAsync().ConfigureAwait(false);
+            if (Agent is not null) await Agent.DisposeAsync().ConfigureAwait(false);
+            if (Machine is not null) await Machine.DisposeAsync().ConfigureAwait(false);
+            _console?.Dispose();
+            AtomicFile.TryDelete(_paths.HostPid);
+            _log.Write("Host exits.");
+        }
+    }
+
+    /// <summary>Stops the VM (graceful unless <paramref name="force"/>) and returns the final status.</summary>
+    internal async Task<VmStatus> StopAsync(bool force, TimeSpan timeout)
+    {
+        var machine = Machine;
+        if (machine is null || Final.IsCompleted) return await Final.ConfigureAwait(false);
+        lock (_gate) _stopReason ??= force ? "Stopped by force (Stop-MacVm -Force)." : "Stopped (Stop-MacVm).";
+        if (force)
+        {
+            machine.Kill();
+            return await Final.ConfigureAwait(false);
+        }
+        Update(s => s with { State = VmState.Stopping });
+        try
+        {
+            // The power button for guests that handle ACPI, and the agent for those that do not.
+            await machine.RequestShutdownAsync(_shutdown.Token).ConfigureAwait(false);
+            if (Agent is not null && Status.GuestAgentReady)
+                await Agent.RequestShutdownAsync(TimeSpan.FromSeconds(2), _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.Write($"Graceful stop request failed ({ex.Message}); will kill after the timeout.");
+        }
+        var exited = await Task.WhenAny(machine.Exited, Task.Delay(timeout)).ConfigureAwait(false);
+        if (exited != machine.Exited)
+        {
+            _log.Write($"The guest did not shut down within {timeout.TotalSeconds:0.#} s; killing the hypervisor.");
+            lock (_gate) _stopReason = $"Killed after the guest did not shut down within {timeout.TotalSeconds:0.#} s.";
+            machine.Kill();
+        }
+        return await Final.ConfigureAwait(false);
+    }
+
+    private async Task WaitForAgentAsync()
+    {
+        while (!_shutdown.IsCancellationRequested && !Final.IsCompleted)
+        {
+            try
+            {
+                var (_, rtt) = await Agent!.PingAsync(TimeSpan.FromMilliseconds(500), _shutdown.Token).ConfigureAwait(false);
+                _log.Write($"Guest agent answered (round trip {rtt.TotalMilliseconds:0.0} ms).");
+                Update(s => s with { GuestAgentReady = true, GuestBooted = true });
+                return;
+            }
+            catch (Exception ex) when (ex is TimeoutException or IOException)
+            {
+                await Task.Delay(50).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task BootWatchdogAsync()
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(Config.BootTimeoutSeconds), _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        if (Status.GuestBooted || Final.IsCompleted) return;
+        var accel = Machine?.Accelerator ?? "?";
+        var hint = accel == "tcg"
+            ? "Check the image's kernel command line (console=ttyS0) and the console log."
+            : $"The accelerator '{accel}' may not work on this machine (it can hang in nested virtual machines): try -Accelerator Tcg.";
+        lock (_gate)
+            _failReason = $"Boot watchdog: the guest showed no sign of life (no console output, no agent answer) within {Config.BootTimeoutSeconds} s with accelerator '{accel}'. {hint}";
+        _log.Write(_failReason);
+        Machine?.Kill();
+    }
+
+    public void ConsoleLine(string line)
+    {
+        _console?.WriteLine(line);
+        if (!Status.GuestBooted)
+        {
+            _log.Write($"First console output: {line}");
+            Update(s => s with { GuestBooted = true });
+        }
+        if (Config.Boot.ReadyMarker is { } marker && line.Contains(marker, StringComparison.Ordinal))
+            _log.Write($"Guest ready marker seen: {line}");
+    }
+
+    void IVmEventSink.Log(string message) => _log.Write(message);
+
+    public void Dispose()
+    {
+        _shutdown.Dispose();
+        _console?.Dispose();
+    }
+}
+
+/// <summary>Timestamped lines on standard output, which is host.log once the host detaches.</summary>
+internal sealed class HostLog
+{
+    private readonly object _gate = new();
+
+    public void Write(string message)
+    {
+        lock (_gate)
+        {
+            Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {message}");
+            Console.Out.Flush();
+        }
+    }
+}
