@@ -20,13 +20,15 @@ param(
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
     # Run only the Pester tests whose file names match (for development).
-    [string] $PesterFilter = '*'
+    [string] $PesterFilter = '*',
+    # Where the module, the guest and the test results go.
+    [string] $OutputDirectory = (Join-Path $PSScriptRoot 'out')
 )
 
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 $Root = $PSScriptRoot
-$Out = Join-Path $Root 'out'
+$Out = [IO.Path]::GetFullPath($OutputDirectory)
 $ModuleDir = Join-Path $Out 'MacVm'
 $GuestDir = Join-Path $Out 'guest'
 
@@ -65,7 +67,8 @@ function Invoke-Build {
     Write-Host "   module $version in $ModuleDir"
 }
 
-function Get-PwshPath { (Get-Process -Id $PID).Path }
+# The pwsh that runs this script (as a local dotnet tool, the process itself is 'dotnet').
+function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
 function Invoke-GuestBuild {
     Write-Host '== Building the test guest'

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-need_pkgs=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd)
+need_pkgs=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${need_pkgs[@]}"; do

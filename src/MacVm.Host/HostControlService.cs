@@ -43,7 +43,7 @@ public sealed class HostControlService
     public async Task<GuestPingResult> PingGuestAsync(int timeoutMs, CancellationToken ct)
     {
         RequireState(VmState.Running);
-        var agent = _host.Agent ?? throw Problem("NoGuestAgent",
+        var agent = _host.Agent ?? throw Problem(HostErrorCodes.NoGuestAgent,
             $"The image '{_host.Config.Image}' does not declare the MacVm guest agent, so there is nothing to ping. Import the image with -GuestAgent if its guest runs the agent.");
         try
         {
@@ -52,7 +52,7 @@ public sealed class HostControlService
         }
         catch (Exception ex) when (ex is TimeoutException or IOException)
         {
-            throw Problem("GuestNotAnswering", $"The guest agent of VM '{_host.Config.Name}' did not answer: {ex.Message}");
+            throw Problem(HostErrorCodes.GuestNotAnswering, $"The guest agent of VM '{_host.Config.Name}' did not answer: {ex.Message}");
         }
     }
 
@@ -60,10 +60,9 @@ public sealed class HostControlService
     {
         var status = _host.Status;
         if (_host.Machine is null || Array.IndexOf(allowed, status.State) < 0)
-            throw Problem("InvalidState", $"VM '{_host.Config.Name}' is {status.State}; this needs it {string.Join(" or ", allowed)}.");
+            throw Problem(HostErrorCodes.InvalidState, $"VM '{_host.Config.Name}' is {status.State}; this needs it {string.Join(" or ", allowed)}.");
         return _host.Machine;
     }
 
-    private static LocalRpcException Problem(string problem, string message) =>
-        new(message) { ErrorCode = -32000, ErrorData = new Dictionary<string, string> { ["problem"] = problem } };
+    private static LocalRpcException Problem(int code, string message) => new(message) { ErrorCode = code };
 }

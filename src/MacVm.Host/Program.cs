@@ -27,11 +27,10 @@ public static class Program
             var paths = new VmPaths(dir.FullName);
             if (!result.GetValue(foreground))
             {
-                // Survive the terminal that launched us closing, and never write to it.
+                // Survive the terminal that launched us closing, and hold none of the launcher's
+                // pipes. (The launcher already pointed our standard streams at /dev/null and the log.)
                 Posix.DetachFromTerminal();
-                using var devNull = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.ReadWrite);
-                using var log = File.OpenHandle(paths.HostLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-                Posix.RedirectStandardStreams(devNull, log);
+                Posix.CloseInheritedDescriptors();
             }
             using var host = new VmHost(paths);
             return host.RunAsync().GetAwaiter().GetResult();

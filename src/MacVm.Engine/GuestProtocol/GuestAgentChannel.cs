@@ -51,9 +51,13 @@ public sealed class GuestAgentChannel : IAsyncDisposable
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            var fresh = _connection is null;
             var connection = _connection ??= new Connection(await _connect(timer.Token).ConfigureAwait(false));
             try
             {
+                // A request cut short by an earlier host's disconnect may still sit in the guest's
+                // buffer; a lone tab line turns it into an invalid request instead of a prefix of ours.
+                if (fresh) await connection.WriteLineAsync("\t", timer.Token).ConfigureAwait(false);
                 await connection.WriteLineAsync(request, timer.Token).ConfigureAwait(false);
                 while (true)
                 {

@@ -62,13 +62,11 @@ public sealed class HostClient : IAsyncDisposable
         catch (RemoteInvocationException ex)
         {
             // The host formats its errors for people; keep its words and its problem code.
-            var problem = (ex.ErrorData as System.Text.Json.JsonElement?) is { ValueKind: System.Text.Json.JsonValueKind.Object } data
-                && data.TryGetProperty("problem", out var p) ? p.GetString() ?? "HostFailed" : "HostFailed";
-            var kind = problem switch
+            var problem = HostErrorCodes.Problem((int)ex.ErrorCode);
+            var kind = (int)ex.ErrorCode switch
             {
-                "InvalidState" => MacVmErrorKind.InvalidState,
-                "GuestNotAnswering" or "NoGuestAgent" => MacVmErrorKind.GuestFailed,
-                "Timeout" => MacVmErrorKind.Timeout,
+                HostErrorCodes.InvalidState => MacVmErrorKind.InvalidState,
+                HostErrorCodes.NoGuestAgent or HostErrorCodes.GuestNotAnswering => MacVmErrorKind.GuestFailed,
                 _ => MacVmErrorKind.HostFailed,
             };
             throw new MacVmException(kind, problem, ex.Message, inner: ex);

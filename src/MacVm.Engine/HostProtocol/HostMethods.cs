@@ -41,3 +41,26 @@ public sealed record GuestPingResult
     /// <summary>The token the agent echoed.</summary>
     public required string Token { get; init; }
 }
+
+/// <summary>
+/// JSON-RPC error codes the host uses (server-defined range) so clients can tell problems apart
+/// without parsing messages. Each maps to the Problem part of a cmdlet's error id.
+/// </summary>
+public static class HostErrorCodes
+{
+    /// <summary>The VM's state does not allow the request.</summary>
+    public const int InvalidState = -32010;
+    /// <summary>The image has no guest agent.</summary>
+    public const int NoGuestAgent = -32011;
+    /// <summary>The guest agent did not answer in time.</summary>
+    public const int GuestNotAnswering = -32012;
+
+    /// <summary>The Problem name of a code ("HostFailed" for anything else).</summary>
+    public static string Problem(int code) => code switch
+    {
+        InvalidState => "InvalidState",
+        NoGuestAgent => "NoGuestAgent",
+        GuestNotAnswering => "GuestNotAnswering",
+        _ => "HostFailed",
+    };
+}

@@ -34,9 +34,12 @@ public static class HostLauncher
     {
         var exe = FindHostExecutable();
         AtomicFile.TryDelete(paths.ControlSocket);
-        var psi = new ProcessStartInfo(exe) { UseShellExecute = false };
-        psi.ArgumentList.Add("--vm-dir");
-        psi.ArgumentList.Add(paths.Directory);
+        // Through sh, so that the host's standard streams are /dev/null and its log before the .NET
+        // runtime starts: the runtime keeps copies of them, and a copy of the caller's stdout pipe
+        // would keep whoever reads that pipe (a shell pipeline, a test) waiting for ever.
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        foreach (var arg in new[] { "-c", "exec \"$0\" --vm-dir \"$1\" </dev/null >>\"$2\" 2>&1", exe, paths.Directory, paths.HostLog })
+            psi.ArgumentList.Add(arg);
         // The host runs on the runtime this process runs on, wherever that is installed.
         if (DotnetRoot() is { } root) psi.Environment["DOTNET_ROOT"] = root;
         // The host must not inherit the caller's store override semantics or tracing by accident.

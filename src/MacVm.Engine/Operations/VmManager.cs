@@ -288,6 +288,7 @@ public sealed class VmManager
         }
         await using (client.ConfigureAwait(false))
         {
+            var hostPid = VmStore.ReadHostPid(paths);
             var activity = Interlocked.Increment(ref s_activityIds);
             reporter.Progress(new OperationProgress(activity, $"Stopping VM {name}", force ? "Killing the hypervisor" : "Waiting for the guest to shut down"));
             VmStatus status;
@@ -301,15 +302,17 @@ public sealed class VmManager
                 status = await QueryStatusAsync(paths, ct).ConfigureAwait(false);
             }
             reporter.Progress(new OperationProgress(activity, $"Stopping VM {name}", "Stopped", 100, Completed: true));
-            await WaitForHostExitAsync(paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            await WaitForHostExitAsync(hostPid, paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
             return new MacVm(config, status, paths.Directory);
         }
     }
 
-    private static async Task WaitForHostExitAsync(VmPaths paths, TimeSpan timeout, CancellationToken ct)
+    /// <summary>Waits until host process <paramref name="pid"/> (read before asking it to stop: it deletes its pid file on the way out) is gone.</summary>
+    private static async Task WaitForHostExitAsync(int? pid, VmPaths paths, TimeSpan timeout, CancellationToken ct)
     {
+        if (pid is null) return;
         var deadline = DateTime.UtcNow + timeout;
-        while (VmStore.ReadHostPid(paths) is { } pid && IsOurHost(pid, paths) && DateTime.UtcNow < deadline)
+        while (IsOurHost(pid.Value, paths) && DateTime.UtcNow < deadline)
             await Task.Delay(PollInterval, ct).ConfigureAwait(false);
     }
 
@@ -382,6 +385,7 @@ public sealed class VmManager
             if (!force)
                 throw new MacVmException(MacVmErrorKind.InvalidState, "VmRunning",
                     $"VM '{name}' is {status.State}. Stop it first (Stop-MacVm -Name {name}), or use Remove-MacVm -Force to kill and remove it.", name);
+            var hostPid = VmStore.ReadHostPid(paths);
             if (await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false) is { } client)
             {
                 await using (client.ConfigureAwait(false))
@@ -390,7 +394,7 @@ public sealed class VmManager
                     catch (MacVmException) { /* gone already */ }
                 }
             }
-            await WaitForHostExitAsync(paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            await WaitForHostExitAsync(hostPid, paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         }
         CleanUpLeftovers(paths);
         // Rename first: a VM is either listed whole or not at all, even if deleting is interrupted.

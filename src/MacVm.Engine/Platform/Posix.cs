@@ -14,11 +14,41 @@ public static partial class Posix
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setsid();
 
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int dup2(int oldfd, int newfd);
-
     [LibraryImport("libc")]
     private static partial uint geteuid();
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fcntl(int fd, int cmd, int arg);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    private const int F_GETFD = 1;
+    private const int FD_CLOEXEC = 1;
+
+    /// <summary>
+    /// Closes every descriptor above 2 that this process inherited (those without close-on-exec:
+    /// the runtime opens all of its own with it). A detached host must not keep its launcher's
+    /// pipes open, or whoever reads them (a shell pipeline, a test) never sees the end.
+    /// </summary>
+    public static void CloseInheritedDescriptors()
+    {
+        var dir = OperatingSystem.IsMacOS() ? "/dev/fd" : "/proc/self/fd";
+        int[] fds;
+        try
+        {
+            fds = Directory.GetFiles(dir).Select(f => int.TryParse(Path.GetFileName(f), out var n) ? n : -1).Where(n => n > 2).ToArray();
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        foreach (var fd in fds)
+        {
+            var flags = fcntl(fd, F_GETFD, 0);
+            if (flags >= 0 && (flags & FD_CLOEXEC) == 0) close(fd);
+        }
+    }
 
     /// <summary>The effective user id.</summary>
     public static uint EffectiveUserId => geteuid();
@@ -42,16 +72,6 @@ public static partial class Posix
 
     /// <summary>Starts a new session so the process survives its launching terminal.</summary>
     public static void DetachFromTerminal() => _ = setsid();
-
-    /// <summary>Points the standard descriptors at the given files (0 from /dev/null, 1 and 2 to the log).</summary>
-    public static void RedirectStandardStreams(SafeHandle devNull, SafeHandle log)
-    {
-        var nul = (int)devNull.DangerousGetHandle();
-        var fd = (int)log.DangerousGetHandle();
-        dup2(nul, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
 
     /// <summary>
     /// On Linux, the command line of a process (arguments joined by spaces), or null if it is gone.

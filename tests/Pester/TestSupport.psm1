@@ -1,0 +1,68 @@
+# Shared set-up for the Pester suites: a scratch store per file, the test guest imported as an
+# image, and a clean-up that leaves no VM process behind even when a test failed.
+
+function New-TestStore {
+    <# Makes a scratch store under /tmp (short: unix socket paths are limited) and points $env:MACVM_HOME at it. #>
+    $path = Join-Path '/tmp' ("macvm-test-" + [IO.Path]::GetRandomFileName().Replace('.', ''))
+    $null = New-Item -ItemType Directory -Path $path
+    $env:MACVM_HOME = $path
+    $path
+}
+
+function Get-TestGuest {
+    <# The test guest's files and kernel command line (built by tests/guest/build.sh). #>
+    $dir = $env:MACVM_GUEST_DIR
+    if (-not $dir -or -not (Test-Path "$dir/guest.json")) { throw "The test guest is not built: set `$env:MACVM_GUEST_DIR to the output of tests/guest/build.sh." }
+    $meta = Get-Content -Raw "$dir/guest.json" | ConvertFrom-Json
+    [pscustomobject]@{
+        Kernel      = Join-Path $dir $meta.kernel
+        Initrd      = Join-Path $dir $meta.initrd
+        Disk        = Join-Path $dir $meta.disk
+        CommandLine = $meta.cmdline
+    }
+}
+
+function Import-TestGuest {
+    <# Imports the test guest as an image (with its agent unless -NoAgent). #>
+    param([string] $Name = 'tiny', [switch] $NoAgent, [string] $CommandLine)
+    $g = Get-TestGuest
+    $cmdline = if ($CommandLine) { $CommandLine } else { $g.CommandLine }
+    Import-MacVmImage -Name $Name -Kernel $g.Kernel -Initrd $g.Initrd -Disk $g.Disk -KernelCommandLine $cmdline `
+        -GuestAgent:(-not $NoAgent) -ReadyMarker 'MACVM-GUEST-READY'
+}
+
+function Get-StoreProcess {
+    <# qemu-system and MacVm.Host processes that belong to a store (their command line names it). #>
+    param([Parameter(Mandatory)] [string] $Store)
+    Get-Process | Where-Object {
+        $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host', 'setpriv') -and
+        ((Get-Content -Raw "/proc/$($_.Id)/cmdline" -ErrorAction Ignore) -replace "`0", ' ') -like "*$Store*"
+    }
+}
+
+function Remove-TestStore {
+    <# Removes every VM of the store, kills whatever is left of them, and deletes the store. #>
+    param([Parameter(Mandatory)] [string] $Store)
+    $env:MACVM_HOME = $Store
+    Get-MacVm -ErrorAction Ignore | Remove-MacVm -Force -Confirm:$false -ErrorAction Continue
+    Get-StoreProcess -Store $Store | Stop-Process -Force -ErrorAction Ignore
+    Remove-Item -Recurse -Force $Store -ErrorAction Ignore
+}
+
+function Wait-Until {
+    <# Polls a condition (a script block) until it is true or the timeout passes; returns whether it became true. #>
+    param([Parameter(Mandatory)] [scriptblock] $Condition, [int] $TimeoutSec = 10)
+    $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSec)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if (& $Condition) { return $true }
+        Start-Sleep -Milliseconds 50
+    }
+    [bool](& $Condition)
+}
+
+function Test-ProcessAlive {
+    param([int] $Id)
+    $null -ne (Get-Process -Id $Id -ErrorAction Ignore)
+}
+
+Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive
