@@ -90,7 +90,7 @@ function Invoke-UnitTests {
     $null = New-Item -ItemType Directory -Force $results
     $trx = Join-Path $results 'unit.trx'
     Remove-Item $trx -ErrorAction Ignore
-    & dotnet test (Join-Path $Root 'tests/Unit') -c $Configuration --nologo -v quiet --logger "trx;LogFileName=$trx" --logger 'console;verbosity=normal'
+    & dotnet test (Join-Path $Root 'tests/Unit') -c $Configuration --nologo -v minimal --logger "trx;LogFileName=$trx" --logger 'console;verbosity=normal' | Out-Host
     if (-not (Test-Path $trx)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
     [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout }
@@ -116,7 +116,7 @@ Import-Module '$pester'
 "@
     $env:MACVM_MODULE = Join-Path $ModuleDir 'MacVm.psd1'
     $env:MACVM_GUEST_DIR = $GuestDir
-    & (Get-PwshPath) -NoProfile -NonInteractive -Command $script
+    & (Get-PwshPath) -NoProfile -NonInteractive -Command $script | Out-Host
     if (-not (Test-Path $resultFile)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     Get-Content -Raw $resultFile | ConvertFrom-Json
 }

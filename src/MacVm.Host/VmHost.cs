@@ -196,7 +196,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         var accel = Machine?.Accelerator ?? "?";
         var hint = accel == "tcg"
             ? "Check the image's kernel command line (console=ttyS0) and the console log."
-            : $"The accelerator '{accel}' may not work on this machine (it can hang in nested virtual machines): try -Accelerator Tcg.";
+            : Engine.Drivers.Qemu.QemuDriver.AcceleratorHint(accel).TrimStart();
         lock (_gate)
             _failReason = $"Boot watchdog: the guest showed no sign of life (no console output, no agent answer) within {Config.BootTimeoutSeconds} s with accelerator '{accel}'. {hint}";
         _log.Write(_failReason);

@@ -61,8 +61,12 @@ function Wait-Until {
 }
 
 function Test-ProcessAlive {
+    <# True while the process runs; a zombie (exited, not yet reaped by its parent) counts as gone. #>
     param([int] $Id)
-    $null -ne (Get-Process -Id $Id -ErrorAction Ignore)
+    $stat = Get-Content -Raw "/proc/$Id/stat" -ErrorAction Ignore
+    if (-not $stat) { return $false }
+    # Field 3 (after the parenthesised command name) is the state.
+    $stat.Substring($stat.LastIndexOf(')') + 2, 1) -ne 'Z'
 }
 
 Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive

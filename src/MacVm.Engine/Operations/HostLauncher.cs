@@ -34,6 +34,8 @@ public static class HostLauncher
     {
         var exe = FindHostExecutable();
         AtomicFile.TryDelete(paths.ControlSocket);
+        // The last run's status must not be mistaken for this run's.
+        AtomicFile.TryDelete(paths.Status);
         // Through sh, so that the host's standard streams are /dev/null and its log before the .NET
         // runtime starts: the runtime keeps copies of them, and a copy of the caller's stdout pipe
         // would keep whoever reads that pipe (a shell pipeline, a test) waiting for ever.
@@ -54,8 +56,14 @@ public static class HostLauncher
             var client = await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false);
             if (client is not null) return client;
             if (process.HasExited)
+            {
+                // A host that recorded why it failed (QEMU would not start, say) failed the boot;
+                // one that recorded nothing failed itself.
+                if (VmStore.ReadStatus(paths) is { State: VmState.Failed, Reason: { } reason })
+                    throw new MacVmException(MacVmErrorKind.HostFailed, "BootFailed", $"The VM did not start: {reason} {LogTail(paths)}");
                 throw new MacVmException(MacVmErrorKind.HostFailed, "HostFailed",
                     $"The host process (pid {pid}) exited with code {process.ExitCode} while starting. {LogTail(paths)}");
+            }
             if (DateTime.UtcNow > deadline)
             {
                 Posix.Signal(pid, Posix.SigKill);

@@ -53,6 +53,10 @@ public sealed class QemuDriver : IVmDriver
         }
     }
 
+    /// <summary>A sentence suggesting TCG when a hardware accelerator was in use, else empty.</summary>
+    public static string AcceleratorHint(string? accelerator) => accelerator is null or "tcg" ? "" :
+        $" The accelerator '{accelerator}' may not work on this machine (it can fail or hang in nested virtual machines): try -Accelerator Tcg.";
+
     private static bool CanOpenReadWrite(string path)
     {
         try

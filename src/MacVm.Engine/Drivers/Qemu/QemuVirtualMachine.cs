@@ -63,9 +63,9 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }
         catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
-            var exit = _exited.Task.IsCompleted ? (await _exited.Task.ConfigureAwait(false)).Description : null;
+            var exit = _exited.Task.IsCompleted ? (await _exited.Task.ConfigureAwait(false)).Description : ex.Message + QemuOutputTail();
             Kill();
-            throw new IOException($"QEMU did not come up: {exit ?? ex.Message}{QemuOutputTail()}", ex);
+            throw new IOException($"QEMU did not come up: {exit}{QemuDriver.AcceleratorHint(Accelerator)}", ex);
         }
     }
 
