@@ -24,12 +24,12 @@ Describe 'New-MacVm refuses bad input' {
             Should -Throw -ErrorId 'NewMacVmImageNotFound,MacVm.Cmdlets.Commands.NewMacVmCommand' -ExpectedMessage "*No image named 'nosuchimage'*Get-MacVmImage*"
     }
 
-    It 'refuses the name <Name> saying why' -ForEach @(
-        @{ Name = 'a/b'; Why = '*path separator*' }
-        @{ Name = '..'; Why = "*'..'*" }
-        @{ Name = 'two words'; Why = '*white space*' }
-        @{ Name = "bell`a"; Why = '*control character*' }
-        @{ Name = ('x' * 65); Why = '*65 characters; the limit is 64*' }
+    It 'refuses the name <Label> saying why' -ForEach @(
+        @{ Label = 'a/b'; Name = 'a/b'; Why = '*path separator*' }
+        @{ Label = '..'; Name = '..'; Why = "*'..'*" }
+        @{ Label = 'two words'; Name = 'two words'; Why = '*white space*' }
+        @{ Label = 'bell + BEL'; Name = "bell`a"; Why = '*control character*' }
+        @{ Label = '65 x'; Name = ('x' * 65); Why = '*65 characters; the limit is 64*' }
     ) {
         { New-MacVm -Name $Name -Image tiny -ErrorAction Stop } |
             Should -Throw -ErrorId 'NewMacVmInvalidArgument,MacVm.Cmdlets.Commands.NewMacVmCommand' -ExpectedMessage $Why

@@ -152,6 +152,17 @@ Describe 'Crashes' {
 }
 
 Describe 'Conveniences' {
+    It 'works from thread jobs (the engine is shared by runspaces on many threads)' {
+        $module = $env:MACVM_MODULE
+        $jobs = 1..3 | ForEach-Object {
+            Start-ThreadJob -ArgumentList $_ { param($n) Import-Module $using:module; New-MacVm -Name "job$n" -Image tiny -NoStart }
+        }
+        $made = $jobs | Receive-Job -Wait -AutoRemoveJob -ErrorAction Stop
+        $made.Name | Sort-Object | Should -Be @('job1', 'job2', 'job3')
+        (Get-MacVm job*).Count | Should -Be 3
+        Remove-MacVm job* -Confirm:$false
+    }
+
     It 'completes VM and image names' {
         $null = New-MacVm -Name complete-me -Image tiny -NoStart
         $vmNames = (TabExpansion2 -inputScript 'Start-MacVm -Name compl' -cursorColumn 23).CompletionMatches.CompletionText

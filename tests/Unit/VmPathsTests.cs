@@ -4,6 +4,7 @@ using Xunit;
 
 namespace MacVm.Tests.Unit;
 
+[Collection(EnvironmentVariableTests.Name)]
 public class VmPathsTests
 {
     [Fact]
