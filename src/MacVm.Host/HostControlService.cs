@@ -20,6 +20,11 @@ public sealed class HostControlService
     public Task<VmStatus> StopAsync(StopRequest request) =>
         _host.StopAsync(request.Force, TimeSpan.FromMilliseconds(Math.Max(0, request.TimeoutMs)));
 
+    /// <summary>Waits until the guest shows a sign of life or the VM ends.</summary>
+    [JsonRpcMethod(HostMethods.WaitForBoot)]
+    public Task<VmStatus> WaitForBootAsync(int timeoutMs, CancellationToken ct) =>
+        _host.WaitForAsync(s => s.GuestBooted || s.IsTerminal, TimeSpan.FromMilliseconds(timeoutMs), ct);
+
     /// <summary>Pauses the guest.</summary>
     [JsonRpcMethod(HostMethods.Pause)]
     public async Task<VmStatus> PauseAsync(CancellationToken ct)

@@ -18,6 +18,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
     private readonly TaskCompletionSource<VmStatus> _final = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _shutdown = new();
     private VmStatus _status;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private StreamWriter? _console;
     private string? _stopReason;
     private string? _failReason;
@@ -52,7 +53,35 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             if (_status.IsTerminal && _final.Task.IsCompleted) return _status;
             _status = change(_status) with { UpdatedUtc = DateTimeOffset.UtcNow };
             VmStore.WriteStatus(_paths, _status);
+            _changed.TrySetResult();
+            _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
             return _status;
+        }
+    }
+
+    /// <summary>Returns the status as soon as it satisfies <paramref name="condition"/>, or when the timeout passes.</summary>
+    internal async Task<VmStatus> WaitForAsync(Func<VmStatus, bool> condition, TimeSpan timeout, CancellationToken ct)
+    {
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timer.CancelAfter(timeout);
+        while (true)
+        {
+            Task changed;
+            VmStatus status;
+            lock (_gate)
+            {
+                status = _status;
+                changed = _changed.Task;
+            }
+            if (condition(status) || Final.IsCompleted) return status;
+            try
+            {
+                await changed.WaitAsync(timer.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return Status;
+            }
         }
     }
 
@@ -64,10 +93,13 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         {
             Config = ModelJson.Deserialize<VmConfiguration>(File.ReadAllText(_paths.Manifest), $"The manifest '{_paths.Manifest}'");
             AtomicFile.WriteAllText(_paths.HostPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Update(_ => new VmStatus { State = VmState.Starting, HostProcessId = Environment.ProcessId });
             VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
             _console = new StreamWriter(new FileStream(_paths.ConsoleLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
 
+            // The hypervisor first: the guest boots while the host does its bookkeeping.
+            Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
+            var starting = Machine.StartAsync(_shutdown.Token);
+            Update(s => s); // records Starting with our pid (the initial status)
             server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
             {
@@ -75,9 +107,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 _log.Write("SIGTERM: stopping the VM");
                 _ = StopAsync(force: false, TimeSpan.FromSeconds(30));
             });
-
-            Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
-            await Machine.StartAsync(_shutdown.Token).ConfigureAwait(false);
+            await starting.ConfigureAwait(false);
             server.Start();
             Update(s => s with
             {
@@ -103,8 +133,9 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             });
             _final.TrySetResult(final);
             _log.Write($"Final state {final.State}: {final.Reason}");
-            // Let a Stop caller read its answer before the socket goes away.
-            await Task.Delay(150).ConfigureAwait(false);
+            // Let a Stop caller read its answer before the socket goes away (a caller that misses
+            // it reads the same final status from status.json).
+            await Task.Delay(25).ConfigureAwait(false);
             return final.State == VmState.Stopped ? 0 : 1;
         }
         catch (Exception ex)

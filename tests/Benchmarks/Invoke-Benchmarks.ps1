@@ -22,9 +22,13 @@
 
     One untimed warm-up pair (raw + module) runs first: it takes the first-call JIT of the cmdlets
     in this session and cold page-cache reads out of the medians; its figures are in the JSON.
-    The module's phases (host start, QEMU start, first console line, agent answer, New-MacVm's
+    The module's phases (host start, QEMU start, QMP, agent port open, agent answer, New-MacVm's
     return, the pong) are read from each VM's host.log and reported as medians; the host.log of
-    the last module run is kept beside the JSON file (<name>-host.log).
+    the last module run is kept beside the JSON file (<name>-host.log). Also recorded: the CPU time
+    of QEMU, the host and this pwsh up to the pong (two cores: the module's CPU competes with the
+    guest), the host's PSS beside its RSS (RSS counts the shared .NET framework pages), the number
+    of other QEMU processes on the machine at the start of each boot (noise), and whether the raw
+    QEMU arguments still equal the module's (a warning when QemuCommandLine.cs has moved on).
 
     Everything runs in a scratch store /tmp/macvm-bench-XXXX (unix socket paths are limited to 108
     bytes), removed at the end together with every VM and every QEMU this script started.
@@ -79,6 +83,17 @@ function Get-ProcStatusKB {
     $line = Get-Content "/proc/$ProcessId/status" -ErrorAction Ignore | Where-Object { $_ -like "${Field}:*" } | Select-Object -First 1
     if ($line -match ':\s*(\d+)') { [long]$Matches[1] } else { $null }
 }
+
+function Get-ProcCpuMs {
+    <# User + system CPU time of a process so far (ms, from /proc/<pid>/stat), or $null. #>
+    param([int] $ProcessId)
+    $stat = Get-Content -Raw "/proc/$ProcessId/stat" -ErrorAction Ignore
+    if (-not $stat) { return $null }
+    $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
+    ([long]$fields[11] + [long]$fields[12]) * 1000.0 / $script:ClockTicks
+}
+
+function Get-SelfCpuMs { [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime.TotalMilliseconds }
 
 function Get-ProcessCommandLine {
     param([int] $ProcessId)
@@ -173,6 +188,7 @@ function Invoke-RawBoot {
     foreach ($a in $arguments) { $psi.ArgumentList.Add($a) }
     $agentPath = Join-Path $dir 'agent.sock'
 
+    $selfCpu = Get-SelfCpuMs
     $sw = [Diagnostics.Stopwatch]::StartNew()
     $process = [Diagnostics.Process]::Start($psi)
     $script:RawProcesses.Add($process)
@@ -226,6 +242,8 @@ function Invoke-RawBoot {
         }
     }
     finally {
+        $selfCpu = (Get-SelfCpuMs) - $selfCpu
+        $qemuCpu = Get-ProcCpuMs $process.Id
         if ($socket) { $socket.Dispose() }
         if (-not $process.HasExited) { $process.Kill() }
         $null = $process.WaitForExit(10000)
@@ -240,6 +258,8 @@ function Invoke-RawBoot {
         pongMs      = [math]::Round($pongMs, 1)
         pingsSent   = $sent
         pongToken   = $pongToken
+        benchCpuMs  = [math]::Round($selfCpu, 0)
+        qemuCpuMs   = $qemuCpu
     }
 }
 
@@ -272,6 +292,7 @@ function Invoke-ModuleBoot {
     param([string] $Name, [switch] $KeepHostLog)
     $vm = $null
     try {
+        $selfCpu = Get-SelfCpuMs
         $startUtc = [DateTimeOffset]::UtcNow
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $vm = New-MacVm -Name $Name -Image tiny -Accelerator Tcg -ErrorAction Stop
@@ -290,11 +311,16 @@ function Invoke-ModuleBoot {
             }
         }
         $pongMs = $sw.Elapsed.TotalMilliseconds
+        $selfCpu = (Get-SelfCpuMs) - $selfCpu
 
         $hostPid = $vm.HostProcessId
+        $hostCpu = Get-ProcCpuMs $hostPid
+        $qemuCpu = if ($vm.HypervisorProcessId) { Get-ProcCpuMs $vm.HypervisorProcessId } else { $null }
         if (-not $hostPid) { throw "New-MacVm returned no HostProcessId for VM '$Name'." }
         $rssKB = Get-ProcStatusKB $hostPid 'VmRSS'
         $hwmKB = Get-ProcStatusKB $hostPid 'VmHWM'
+        $pssLine = Get-Content "/proc/$hostPid/smaps_rollup" -ErrorAction Ignore | Where-Object { $_ -like 'Pss:*' } | Select-Object -First 1
+        $pssKB = if ($pssLine -match '(\d+)') { [long]$Matches[1] } else { $null }
         $threads = Get-ProcStatusKB $hostPid 'Threads'
         if ($null -eq $rssKB) { throw "Could not read VmRSS of the host process $hostPid of VM '$Name'." }
         $qemuRssKB = if ($vm.HypervisorProcessId) { Get-ProcStatusKB $vm.HypervisorProcessId 'VmRSS' } else { $null }
@@ -320,8 +346,13 @@ function Invoke-ModuleBoot {
             removeMs      = [math]::Round($removeMs, 1)
             hostRssKB     = $rssKB
             hostHwmKB     = $hwmKB
+            hostPssKB     = $pssKB
             hostThreads   = $threads
             qemuRssKB     = $qemuRssKB
+            # CPU used up to the pong: this pwsh (cmdlets), the host, QEMU. Two cores: it all competes with the guest.
+            benchCpuMs    = [math]::Round($selfCpu, 0)
+            hostCpuMs     = $hostCpu
+            qemuCpuMs     = $qemuCpu
             timeline      = $timeline
         }
     }
@@ -365,6 +396,7 @@ try {
     $script:Qemu = (Get-Command qemu-system-x86_64 -CommandType Application).Source | Select-Object -First 1
     $script:QemuImg = (Get-Command qemu-img -CommandType Application).Source | Select-Object -First 1
 
+    $script:ClockTicks = [int](& getconf CLK_TCK)
     $script:Store = Join-Path '/tmp' ('macvm-bench-' + [IO.Path]::GetRandomFileName().Replace('.', '').Substring(0, 6))
     $null = New-Item -ItemType Directory -Path $script:Store
     $env:MACVM_HOME = $script:Store
@@ -467,9 +499,18 @@ try {
             modulePhasesMedianMs  = $phases
             # Where the module spends time the raw script does not: before QEMU runs, and after the agent first answered.
             moduleBeforeQemuMs    = Get-Stats @($moduleRuns | Where-Object { $_.timeline.Contains('qemuStarted') } | ForEach-Object { $_.timeline.qemuStarted })
+            # The guest's own boot under the module (QEMU spawned → guest opened the agent port), to set against the raw figure.
+            moduleQemuToPortOpenMs = Get-Stats @($moduleRuns | Where-Object { $_.timeline.Contains('agentPortOpened') -and $_.timeline.Contains('qemuStarted') } | ForEach-Object { $_.timeline.agentPortOpened - $_.timeline.qemuStarted })
             moduleAgentToPongMs   = Get-Stats @($moduleRuns | Where-Object { $_.timeline.Contains('agentAnswered') } | ForEach-Object { $_.timeline.pong - $_.timeline.agentAnswered })
             moduleNewMacVmMs      = Get-Stats @($moduleRuns | ForEach-Object { $_.newMacVmMs })
             moduleRemoveMs        = Get-Stats @($moduleRuns | ForEach-Object { $_.removeMs })
+            cpuMedianMs           = [ordered]@{
+                rawBenchPwsh    = (Get-Stats @($rawRuns | ForEach-Object { $_.benchCpuMs })).median
+                rawQemu         = (Get-Stats @($rawRuns | ForEach-Object { $_.qemuCpuMs })).median
+                moduleBenchPwsh = (Get-Stats @($moduleRuns | ForEach-Object { $_.benchCpuMs })).median
+                moduleHost      = (Get-Stats @($moduleRuns | ForEach-Object { $_.hostCpuMs })).median
+                moduleQemu      = (Get-Stats @($moduleRuns | ForEach-Object { $_.qemuCpuMs })).median
+            }
             rawRuns               = $rawRuns
             moduleRuns            = $moduleRuns
             warmup                = [ordered]@{ raw = $warmRaw; module = $warmModule }
@@ -484,6 +525,8 @@ try {
         hostRss       = [ordered]@{
             rssMB    = $rss
             hwmMB    = $hwm
+            # Proportional set size: shared framework pages divided among the processes mapping them.
+            pssMB    = Get-Stats @($moduleRuns | Where-Object { $_.hostPssKB } | ForEach-Object { $_.hostPssKB / 1024 })
             targetMB = $HostRssTargetMB
             pass     = $rss.median -le $HostRssTargetMB
         }
@@ -499,6 +542,7 @@ try {
         [pscustomobject]@{ Figure = '  (per-pair ratio module/raw)'; Value = (& $range $pairRatios '×' '0.000'); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = 'Import-Module cost'; Value = ('{0:0} ms (import {1:0} − bare pwsh {2:0})' -f $importCost, $importStats.median, $bareStats.median); Target = "≤ $ImportCostTargetMs ms"; Result = (& $verdict $results.importModule.pass) }
         [pscustomobject]@{ Figure = 'Host RSS without QEMU'; Value = (& $range $rss 'MB' '0.0'); Target = "≤ $HostRssTargetMB MB"; Result = (& $verdict $results.hostRss.pass) }
+        [pscustomobject]@{ Figure = '  (host PSS, for reference)'; Value = $(if ($results.hostRss.pssMB.median) { & $range $results.hostRss.pssMB 'MB' '0.0' } else { 'n/a' }); Target = ''; Result = '' }
     )
     Write-Host ''
     $table | Format-Table -AutoSize -Wrap | Out-String -Width 200 | Write-Host
@@ -507,6 +551,11 @@ try {
     $phaseTable | Sort-Object 'Median ms' | Format-Table -AutoSize | Out-String -Width 200 | Write-Host
     Write-Host ('Module-only time: {0:0} ms before QEMU was spawned, {1:0} ms from the agent''s first answer (to the host) to the pong (medians).' -f
         $results.coldBoot.moduleBeforeQemuMs.median, $results.coldBoot.moduleAgentToPongMs.median)
+    Write-Host ('Guest boot under the module: {0:0} ms from the spawn of QEMU to the agent port opening (median; raw spawn → pong: {1:0} ms).' -f
+        $results.coldBoot.moduleQemuToPortOpenMs.median, $raw.median)
+    $cpu = $results.coldBoot.cpuMedianMs
+    Write-Host ('CPU up to the pong (median ms): raw run: QEMU {0:0}, this pwsh {1:0}; module run: QEMU {2:0}, MacVm.Host {3:0}, this pwsh (cmdlets) {4:0}.' -f
+        $cpu.rawQemu, $cpu.rawBenchPwsh, $cpu.moduleQemu, $cpu.moduleHost, $cpu.moduleBenchPwsh)
     Write-Host ('Raw: qemu-img overlay {0:0} ms (before the clock starts), agent socket connected at {1:0} ms, pong at {2:0} ms.' -f $rawPhases.overlayMs, $rawPhases.connectedMs, $rawPhases.pongMs)
     if ($argumentsMatch -eq $false) {
         Write-Warning "The raw QEMU arguments differ from the module's: update Get-RawQemuArguments.`n raw:    $($script:RawArguments -join ' ')`n module: $($script:ModuleArguments -join ' ')"

@@ -44,6 +44,9 @@ public sealed class HostClient : IAsyncDisposable
     /// <summary>Stops the VM; returns once the hypervisor has exited.</summary>
     public Task<VmStatus> StopAsync(StopRequest request, CancellationToken ct) => Call<VmStatus>(HostMethods.Stop, ct, request);
 
+    /// <summary>Returns once the guest booted, the VM ended, or <paramref name="timeoutMs"/> passed.</summary>
+    public Task<VmStatus> WaitForBootAsync(int timeoutMs, CancellationToken ct) => Call<VmStatus>(HostMethods.WaitForBoot, ct, timeoutMs);
+
     /// <summary>Pauses the guest.</summary>
     public Task<VmStatus> PauseAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Pause, ct);
 

@@ -18,6 +18,12 @@ public static class HostMethods
     /// <summary>() → <see cref="VmStatus"/>: resumes the guest's CPUs.</summary>
     public const string Resume = "vm.resume";
 
+    /// <summary>
+    /// (timeoutMs) → <see cref="VmStatus"/> as soon as the guest has shown a sign of life, or the VM
+    /// has failed or stopped, or the timeout passed: callers wait for a boot without polling.
+    /// </summary>
+    public const string WaitForBoot = "vm.waitForBoot";
+
     /// <summary>(timeoutMs) → <see cref="GuestPingResult"/>: a round trip through the guest agent.</summary>
     public const string PingGuest = "guest.ping";
 }

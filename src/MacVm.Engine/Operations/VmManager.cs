@@ -254,7 +254,8 @@ public sealed class VmManager
                     VmStatus live;
                     try
                     {
-                        live = await client.GetStatusAsync(ct).ConfigureAwait(false);
+                        // The host answers as soon as the guest shows a sign of life: no polling.
+                        live = await client.WaitForBootAsync(1000, ct).ConfigureAwait(false);
                     }
                     catch (MacVmException)
                     {
@@ -325,28 +326,29 @@ public sealed class VmManager
     /// <summary>A round trip through the guest agent.</summary>
     public async Task<GuestPingResult> PingGuestAsync(string name, TimeSpan timeout, CancellationToken ct)
     {
-        GuestPingResult? result = null;
-        await WithHostAsync(name, async (c, t) =>
-        {
-            result = await c.PingGuestAsync((int)timeout.TotalMilliseconds, t).ConfigureAwait(false);
-            return await c.GetStatusAsync(t).ConfigureAwait(false);
-        }, ct).ConfigureAwait(false);
-        return result!;
+        ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        await using (client.ConfigureAwait(false))
+            return await client.PingGuestAsync((int)timeout.TotalMilliseconds, ct).ConfigureAwait(false);
     }
 
     private async Task<MacVm> WithHostAsync(string name, Func<HostClient, CancellationToken, Task<VmStatus>> call, CancellationToken ct)
     {
         var config = ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        await using (client.ConfigureAwait(false))
+            return new MacVm(config, await call(client, ct).ConfigureAwait(false), Store.Vm(name).Directory);
+    }
+
+    /// <summary>A client of the VM's host, or NotRunning when no host answers.</summary>
+    private async Task<HostClient> ConnectRunningAsync(string name, CancellationToken ct)
+    {
         var paths = Store.Vm(name);
         var client = await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false);
-        if (client is null)
-        {
-            var status = await QueryStatusAsync(paths, ct).ConfigureAwait(false);
-            throw new MacVmException(MacVmErrorKind.InvalidState, "NotRunning",
-                $"VM '{name}' is {status.State}{(status.Reason is null ? "" : $" ({status.Reason})")}. Start it first with Start-MacVm -Name {name}.", name);
-        }
-        await using (client.ConfigureAwait(false))
-            return new MacVm(config, await call(client, ct).ConfigureAwait(false), paths.Directory);
+        if (client is not null) return client;
+        var status = await QueryStatusAsync(paths, ct).ConfigureAwait(false);
+        throw new MacVmException(MacVmErrorKind.InvalidState, "NotRunning",
+            $"VM '{name}' is {status.State}{(status.Reason is null ? "" : $" ({status.Reason})")}. Start it first with Start-MacVm -Name {name}.", name);
     }
 
     /// <summary>Waits until the VM is in <paramref name="state"/> or meets <paramref name="condition"/>.</summary>
