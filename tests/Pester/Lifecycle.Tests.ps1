@@ -114,6 +114,17 @@ Describe 'Stop and start' {
     }
 }
 
+Describe 'Files on disk' {
+    It 'keeps the VM folder private to its owner and the control socket 0600' {
+        $vm = New-MacVm -Name private -Image tiny
+        [int](Get-Item $vm.Path).UnixFileMode | Should -Be 0x1C0 -Because 'the folder is 0700'
+        [int](Get-Item "$($vm.Path)/control.sock" -Force).UnixFileMode | Should -Be 0x180 -Because 'the socket is 0600'
+        Get-Content "$($vm.Path)/host.pid" | Should -Be "$($vm.HostProcessId)"
+        (Get-Content -Raw "$($vm.Path)/vm.json" | ConvertFrom-Json).name | Should -Be 'private'
+        Remove-MacVm private -Force
+    }
+}
+
 Describe 'Disk clones' {
     It 'gives each VM a copy-on-write overlay on the image, not a copy' {
         $vm = New-MacVm -Name overlay -Image tiny -NoStart
