@@ -25,6 +25,14 @@ public sealed class HostControlService
     public Task<VmStatus> WaitForBootAsync(int timeoutMs, CancellationToken ct) =>
         _host.WaitForAsync(s => s.GuestBooted || s.IsTerminal, TimeSpan.FromMilliseconds(timeoutMs), ct);
 
+    /// <summary>Saves the machine state and freezes the disk layer; one save at a time.</summary>
+    [JsonRpcMethod(HostMethods.Save)]
+    public async Task<SaveResult> SaveAsync(SaveRequest request, CancellationToken ct)
+    {
+        var machine = RequireState(VmState.Running, VmState.Paused);
+        return await _host.SaveAsync(machine, request, ct).ConfigureAwait(false);
+    }
+
     /// <summary>Pauses the guest.</summary>
     [JsonRpcMethod(HostMethods.Pause)]
     public async Task<VmStatus> PauseAsync(CancellationToken ct)
@@ -41,6 +49,24 @@ public sealed class HostControlService
         var machine = RequireState(VmState.Running, VmState.Paused);
         await machine.ResumeAsync(ct).ConfigureAwait(false);
         return _host.Update(s => s with { State = VmState.Running });
+    }
+
+    /// <summary>Runs a shell script in the guest.</summary>
+    [JsonRpcMethod(HostMethods.RunInGuest)]
+    public async Task<GuestCommandResult> RunInGuestAsync(string script, int timeoutMs, CancellationToken ct)
+    {
+        RequireState(VmState.Running);
+        var agent = _host.Agent ?? throw Problem(HostErrorCodes.NoGuestAgent,
+            $"The image '{_host.Config.Image}' does not declare the MacVm guest agent, so nothing can run in the guest.");
+        try
+        {
+            var (code, output) = await agent.RunAsync(script, TimeSpan.FromMilliseconds(timeoutMs), ct).ConfigureAwait(false);
+            return new GuestCommandResult { ExitCode = code, Output = output };
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException)
+        {
+            throw Problem(HostErrorCodes.GuestNotAnswering, $"The guest agent of VM '{_host.Config.Name}' did not run the script: {ex.Message}");
+        }
     }
 
     /// <summary>A round trip through the guest agent.</summary>

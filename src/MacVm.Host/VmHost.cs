@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using MacVm;
 using MacVm.Engine.Drivers;
 using MacVm.Engine.GuestProtocol;
+using MacVm.Engine.HostProtocol;
 using MacVm.Engine.Store;
 
 namespace MacVm.Host;
@@ -92,13 +93,16 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         try
         {
             Config = ModelJson.Deserialize<VmConfiguration>(File.ReadAllText(_paths.Manifest), $"The manifest '{_paths.Manifest}'");
+            // A machine state is loaded once: a later start must boot the disk as it is then.
+            var restore = Config.Restore;
+            if (restore is not null) VmStore.WriteVm(_paths, Config with { Restore = null });
             AtomicFile.WriteAllText(_paths.HostPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
             VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
             _console = new StreamWriter(new FileStream(_paths.ConsoleLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
 
             // The hypervisor first: the guest boots while the host does its bookkeeping.
             Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
-            var starting = Machine.StartAsync(_shutdown.Token);
+            var starting = Machine.StartAsync(restore?.StatePath, _shutdown.Token);
             Update(s => s); // records Starting with our pid (the initial status)
             server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
@@ -107,7 +111,20 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 _log.Write("SIGTERM: stopping the VM");
                 _ = StopAsync(force: false, TimeSpan.FromSeconds(30));
             });
-            await starting.ConfigureAwait(false);
+            try
+            {
+                await starting.ConfigureAwait(false);
+                if (restore is not null) Update(s => s with { RestoredFrom = restore.Snapshot, GuestBooted = true });
+            }
+            catch (RestoreFailedException ex) when (restore is not null && !restore.NoFallback)
+            {
+                // As the seed does: a state that does not load falls back to a cold boot of the same disk.
+                _log.Write($"Restore failed, cold-booting instead: {ex.Message}");
+                await Machine.DisposeAsync().ConfigureAwait(false);
+                Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
+                Update(s => s with { RestoreFallbackReason = ex.Message });
+                await Machine.StartAsync(null, _shutdown.Token).ConfigureAwait(false);
+            }
             server.Start();
             Update(s => s with
             {
@@ -199,6 +216,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             {
                 var (_, rtt) = await Agent!.PingAsync(TimeSpan.FromMilliseconds(500), _shutdown.Token).ConfigureAwait(false);
                 _log.Write($"Guest agent answered (round trip {rtt.TotalMilliseconds:0.0} ms).");
+                if (Status.RestoredFrom is not null) await SetGuestClockAsync().ConfigureAwait(false);
                 Update(s => s with { GuestAgentReady = true, GuestBooted = true });
                 return;
             }
@@ -210,6 +228,41 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             {
                 return;
             }
+        }
+    }
+
+    /// <summary>A restored guest's clock resumes from the save: set it to the host's time.</summary>
+    private async Task SetGuestClockAsync()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        try
+        {
+            await Agent!.RequestAsync(FormattableString.Invariant($"time {now:0.000}"), r => r == "ok" || r.StartsWith("error", StringComparison.Ordinal), TimeSpan.FromSeconds(2), _shutdown.Token).ConfigureAwait(false);
+            _log.Write("Guest clock set to the host's time.");
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException)
+        {
+            _log.Write($"Could not set the guest clock: {ex.Message}");
+        }
+    }
+
+    private readonly SemaphoreSlim _saving = new(1, 1);
+
+    /// <summary>Saves the machine; a second save waits for the first (no torn snapshot).</summary>
+    internal async Task<SaveResult> SaveAsync(IVirtualMachine machine, SaveRequest request, CancellationToken ct)
+    {
+        await _saving.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var wasPaused = Status.State == VmState.Paused;
+            var frozen = await machine.SaveAsync(request.StateFile, request.NewActiveDisk, ct).ConfigureAwait(false);
+            if (!request.LeavePaused && !wasPaused) await machine.ResumeAsync(ct).ConfigureAwait(false);
+            return new SaveResult { FrozenDisk = frozen, PausedMs = sw.Elapsed.TotalMilliseconds };
+        }
+        finally
+        {
+            _saving.Release();
         }
     }
 
@@ -250,6 +303,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
 
     public void Dispose()
     {
+        _saving.Dispose();
         _shutdown.Dispose();
         _console?.Dispose();
     }

@@ -53,6 +53,11 @@ BeforeAll {
             @{ Vms = [ordered]@{ web1 = 'Stopped' } }
             @{ Vms = [ordered]@{ web1 = 'Running' } })
         'Test-MacVmGuest'   = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Save-MacVm'        = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Invoke-MacVmGuestCommand' = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Restore-MacVmSnapshot' = @{ Snapshots = @('base') }
+        'Get-MacVmSnapshot' = @{ Snapshots = @('base') }
+        'Remove-MacVmSnapshot' = @{ Snapshots = @('base') }
     }
 
     function Get-FixtureSpec([string] $Cmdlet, [int] $Number) {
@@ -77,7 +82,8 @@ BeforeAll {
             -KernelCommandLine $cmdline -GuestAgent -ReadyMarker MACVM-GUEST-READY
     }
 
-    # Puts the current store into the state $Spec describes, changing only what differs.
+    # Puts the current store into the state $Spec describes, changing only what differs. Snapshots:
+    # the snapshots that exist (saved from a throw-away VM); any other snapshot is removed.
     function Set-Fixture([hashtable] $Spec) {
         $ErrorActionPreference = 'Stop'
         $wantImage = -not $Spec.ContainsKey('Image') -or $Spec.Image
@@ -89,6 +95,14 @@ BeforeAll {
         $image = Get-MacVmImage -Name tiny -ErrorAction Ignore
         if ($wantImage -and -not $image) { Import-TinyImage }
         elseif (-not $wantImage -and $image) { Remove-MacVmImage -Name tiny -Force }
+        $snapshots = @(if ($Spec.Snapshots) { $Spec.Snapshots })
+        foreach ($sn in @(Get-MacVmSnapshot)) { if ($sn.Name -notin $snapshots) { Remove-MacVmSnapshot -Name $sn.Name -Force } }
+        foreach ($sn in $snapshots) {
+            if (Get-MacVmSnapshot -Name $sn -ErrorAction Ignore) { continue }
+            $null = New-MacVm -Name snapsrc -Image tiny | Wait-MacVm -Condition GuestAgentReady -TimeoutSec 60
+            $null = Save-MacVm -Name snapsrc -SnapshotName $sn
+            Remove-MacVm -Name snapsrc -Force
+        }
         foreach ($name in $vms.Keys) {
             $want = $vms[$name]
             $vm = Get-MacVm -Name $name -ErrorAction Ignore

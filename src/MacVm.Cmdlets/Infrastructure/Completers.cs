@@ -21,6 +21,14 @@ public sealed class ImageNameCompleter : IArgumentCompleter
         NameCompletion.Complete(VmStore.Default().ImageNames(), wordToComplete);
 }
 
+/// <summary>Completes snapshot names from the store.</summary>
+public sealed class SnapshotNameCompleter : IArgumentCompleter
+{
+    /// <inheritdoc/>
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete, CommandAst commandAst, IDictionary fakeBoundParameters) =>
+        NameCompletion.Complete(VmStore.Default().SnapshotNames(), wordToComplete);
+}
+
 internal static class NameCompletion
 {
     public static IEnumerable<CompletionResult> Complete(IEnumerable<string> names, string word)

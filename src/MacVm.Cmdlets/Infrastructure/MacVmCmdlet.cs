@@ -25,6 +25,9 @@ public abstract class MacVmCmdlet : PSCmdlet, IDisposable
     /// <summary>Image operations on the store.</summary>
     protected static ImageLibrary Images => new(Store);
 
+    /// <summary>Snapshot operations on the store.</summary>
+    protected static SnapshotManager Snapshots => new(Store);
+
     /// <summary>"New-MacVm" → "NewMacVm": the first half of every error id.</summary>
     protected string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "", StringComparison.Ordinal);
 

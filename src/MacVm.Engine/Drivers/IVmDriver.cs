@@ -40,8 +40,19 @@ public interface IVirtualMachine : IAsyncDisposable
     /// <summary>The hypervisor's process id when it runs in a child process.</summary>
     int? HypervisorProcessId { get; }
 
-    /// <summary>Starts the hypervisor and returns once the guest's CPUs run.</summary>
-    Task StartAsync(CancellationToken ct);
+    /// <summary>
+    /// Starts the hypervisor and returns once the guest's CPUs run. With <paramref name="restoreStateFile"/>
+    /// the machine state is loaded from it first; a state that does not load throws
+    /// <see cref="RestoreFailedException"/> and leaves the hypervisor stopped.
+    /// </summary>
+    Task StartAsync(string? restoreStateFile, CancellationToken ct);
+
+    /// <summary>
+    /// Saves the machine: pauses the guest, freezes the current disk layer (new writes go to
+    /// <paramref name="newActiveDisk"/>, a new overlay on it) and writes the machine state to
+    /// <paramref name="stateFile"/>. The guest stays paused; returns the frozen layer's path.
+    /// </summary>
+    Task<string> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct);
 
     /// <summary>Pauses the guest's CPUs.</summary>
     Task PauseAsync(CancellationToken ct);
@@ -66,3 +77,10 @@ public interface IVirtualMachine : IAsyncDisposable
 /// <param name="GuestShutdown">True when the guest powered itself off.</param>
 /// <param name="Description">In words, for the status reason and the log.</param>
 public sealed record HypervisorExit(bool GuestShutdown, string Description);
+
+/// <summary>A saved machine state could not be loaded.</summary>
+public sealed class RestoreFailedException : Exception
+{
+    /// <summary>Makes the exception.</summary>
+    public RestoreFailedException(string message, Exception? inner = null) : base(message, inner) { }
+}

@@ -28,6 +28,18 @@ public sealed class GuestAgentChannel : IAsyncDisposable
         return (token, sw.Elapsed);
     }
 
+    /// <summary>Runs <paramref name="script"/> with the guest's sh: <c>run &lt;base64&gt;</c> → <c>ok &lt;code&gt; &lt;base64 output&gt;</c>.</summary>
+    public async Task<(int ExitCode, string Output)> RunAsync(string script, TimeSpan timeout, CancellationToken ct)
+    {
+        var request = "run " + Convert.ToBase64String(Encoding.UTF8.GetBytes(script));
+        var reply = await RequestAsync(request, r => r.StartsWith("ok ", StringComparison.Ordinal) || r.StartsWith("error ", StringComparison.Ordinal), timeout, ct).ConfigureAwait(false);
+        var parts = reply.Split(' ', 3);
+        if (parts[0] != "ok" || parts.Length < 2 || !int.TryParse(parts[1], out var code))
+            throw new IOException($"The guest agent refused the script: {reply}");
+        var output = parts.Length == 3 && parts[2].Length > 0 ? Encoding.UTF8.GetString(Convert.FromBase64String(parts[2])) : "";
+        return (code, output);
+    }
+
     /// <summary>Asks the agent to power the guest off. Returns false if it did not acknowledge in time.</summary>
     public async Task<bool> RequestShutdownAsync(TimeSpan timeout, CancellationToken ct)
     {

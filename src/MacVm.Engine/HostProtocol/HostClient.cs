@@ -47,11 +47,17 @@ public sealed class HostClient : IAsyncDisposable
     /// <summary>Returns once the guest booted, the VM ended, or <paramref name="timeoutMs"/> passed.</summary>
     public Task<VmStatus> WaitForBootAsync(int timeoutMs, CancellationToken ct) => Call<VmStatus>(HostMethods.WaitForBoot, ct, timeoutMs);
 
+    /// <summary>Saves the machine state (see <see cref="HostMethods.Save"/>).</summary>
+    public Task<SaveResult> SaveAsync(SaveRequest request, CancellationToken ct) => Call<SaveResult>(HostMethods.Save, ct, request);
+
     /// <summary>Pauses the guest.</summary>
     public Task<VmStatus> PauseAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Pause, ct);
 
     /// <summary>Resumes the guest.</summary>
     public Task<VmStatus> ResumeAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Resume, ct);
+
+    /// <summary>Runs a shell script in the guest.</summary>
+    public Task<GuestCommandResult> RunInGuestAsync(string script, int timeoutMs, CancellationToken ct) => Call<GuestCommandResult>(HostMethods.RunInGuest, ct, script, timeoutMs);
 
     /// <summary>Pings the guest agent.</summary>
     public Task<GuestPingResult> PingGuestAsync(int timeoutMs, CancellationToken ct) => Call<GuestPingResult>(HostMethods.PingGuest, ct, timeoutMs);

@@ -24,6 +24,12 @@ public static class HostMethods
     /// </summary>
     public const string WaitForBoot = "vm.waitForBoot";
 
+    /// <summary>(<see cref="SaveRequest"/>) → <see cref="SaveResult"/>: saves the machine state and freezes the disk layer.</summary>
+    public const string Save = "vm.save";
+
+    /// <summary>(script, timeoutMs) → <see cref="GuestCommandResult"/>: runs a shell script in the guest through the agent.</summary>
+    public const string RunInGuest = "guest.run";
+
     /// <summary>(timeoutMs) → <see cref="GuestPingResult"/>: a round trip through the guest agent.</summary>
     public const string PingGuest = "guest.ping";
 }
@@ -36,6 +42,39 @@ public sealed record StopRequest
 
     /// <summary>How long a graceful stop may take before the host kills the hypervisor.</summary>
     public int TimeoutMs { get; init; } = 30_000;
+}
+
+/// <summary>What to save where.</summary>
+public sealed record SaveRequest
+{
+    /// <summary>Where the machine state goes.</summary>
+    public required string StateFile { get; init; }
+
+    /// <summary>The new active disk layer (a file in the VM folder that does not exist yet).</summary>
+    public required string NewActiveDisk { get; init; }
+
+    /// <summary>Leave the guest paused after the save (the caller stops the VM next).</summary>
+    public bool LeavePaused { get; init; }
+}
+
+/// <summary>What a save produced.</summary>
+public sealed record SaveResult
+{
+    /// <summary>The disk layer that now belongs to the saved state (read-only from now on).</summary>
+    public required string FrozenDisk { get; init; }
+
+    /// <summary>How long the guest was paused, in milliseconds.</summary>
+    public double PausedMs { get; init; }
+}
+
+/// <summary>What a script run in the guest did.</summary>
+public sealed record GuestCommandResult
+{
+    /// <summary>The script's exit status.</summary>
+    public int ExitCode { get; init; }
+
+    /// <summary>Its standard output and error, together.</summary>
+    public string Output { get; init; } = "";
 }
 
 /// <summary>The answer to a guest ping.</summary>

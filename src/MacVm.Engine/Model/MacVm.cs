@@ -71,3 +71,9 @@ public sealed class MacVm
 /// <param name="RoundTripMs">Host → guest agent → host, in milliseconds.</param>
 /// <param name="Token">The token the agent echoed.</param>
 public sealed record MacVmGuestPing(string VMName, double RoundTripMs, string Token);
+
+/// <summary>The answer of Invoke-MacVmGuestCommand.</summary>
+/// <param name="VMName">The VM.</param>
+/// <param name="ExitCode">The script's exit status.</param>
+/// <param name="Output">Its standard output and error.</param>
+public sealed record MacVmGuestCommandResult(string VMName, int ExitCode, string Output);

@@ -46,6 +46,12 @@ public sealed record VmConfiguration
 
     /// <summary>Boot resources, resolved from the image at creation so the VM does not depend on image metadata later.</summary>
     public required BootSpec Boot { get; init; }
+
+    /// <summary>The snapshot the VM's disk is built on, if it was restored from one.</summary>
+    public string? Snapshot { get; init; }
+
+    /// <summary>A machine state to load at the next start instead of booting; cleared once used.</summary>
+    public RestoreSpec? Restore { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>

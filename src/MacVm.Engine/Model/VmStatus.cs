@@ -30,6 +30,12 @@ public sealed record VmStatus
     /// <summary>Whether the guest agent has answered.</summary>
     public bool GuestAgentReady { get; init; }
 
+    /// <summary>The snapshot whose machine state this run was restored from, if any.</summary>
+    public string? RestoredFrom { get; init; }
+
+    /// <summary>Why a restore fell back to a cold boot, if it did.</summary>
+    public string? RestoreFallbackReason { get; init; }
+
     /// <summary>When this status was written (UTC).</summary>
     public DateTimeOffset UpdatedUtc { get; init; } = DateTimeOffset.UtcNow;
 

@@ -129,6 +129,11 @@ public sealed class ImageLibrary
             try { return Store.ReadVm(vm)?.Image == name; }
             catch (InvalidDataException) { return false; }
         }).ToList();
+        users.AddRange(Store.SnapshotNames().Where(sn =>
+        {
+            try { return Store.ReadSnapshot(sn)?.Image == name; }
+            catch (InvalidDataException) { return false; }
+        }).Select(sn => $"snapshot {sn}"));
         if (users.Count > 0)
             throw new MacVmException(MacVmErrorKind.InvalidState, "ImageInUse",
                 $"Image '{name}' is in use by VM(s) {string.Join(", ", users.Select(u => $"'{u}'"))}, whose disks are built on it. Remove those VMs first (Remove-MacVm).", name);

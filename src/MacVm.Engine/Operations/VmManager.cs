@@ -332,6 +332,15 @@ public sealed class VmManager
             return await client.PingGuestAsync((int)timeout.TotalMilliseconds, ct).ConfigureAwait(false);
     }
 
+    /// <summary>Runs a shell script in the guest through its agent.</summary>
+    public async Task<GuestCommandResult> RunInGuestAsync(string name, string script, TimeSpan timeout, CancellationToken ct)
+    {
+        ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        await using (client.ConfigureAwait(false))
+            return await client.RunInGuestAsync(script, (int)timeout.TotalMilliseconds, ct).ConfigureAwait(false);
+    }
+
     private async Task<MacVm> WithHostAsync(string name, Func<HostClient, CancellationToken, Task<VmStatus>> call, CancellationToken ct)
     {
         var config = ReadConfig(name);

@@ -23,6 +23,12 @@ public static partial class Posix
     [LibraryImport("libc", SetLastError = true)]
     private static partial int close(int fd);
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int link(string existing, string newPath);
+
+    /// <summary>Makes <paramref name="newPath"/> a second name of <paramref name="existing"/> (same file, O(1)); false when the file system refuses.</summary>
+    public static bool TryHardLink(string existing, string newPath) => link(existing, newPath) == 0;
+
     private const int F_GETFD = 1;
     private const int FD_CLOEXEC = 1;
 

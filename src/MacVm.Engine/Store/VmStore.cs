@@ -38,6 +38,27 @@ public sealed class VmStore
     /// <summary>vms/.</summary>
     public string VmsDirectory => Path.Combine(Root, "vms");
 
+    /// <summary>snapshots/.</summary>
+    public string SnapshotsDirectory => Path.Combine(Root, "snapshots");
+
+    /// <summary>The folder of the snapshot named <paramref name="name"/>.</summary>
+    public string SnapshotDirectory(string name) => Path.Combine(SnapshotsDirectory, name);
+
+    /// <summary>Names of the snapshots in the store, sorted.</summary>
+    public IReadOnlyList<string> SnapshotNames() => ChildNames(SnapshotsDirectory, "snapshot.json");
+
+    /// <summary>Reads a snapshot, or null when there is no such snapshot.</summary>
+    public MacVmSnapshot? ReadSnapshot(string name)
+    {
+        var dir = SnapshotDirectory(name);
+        var p = Path.Combine(dir, "snapshot.json");
+        if (!File.Exists(p)) return null;
+        return ModelJson.Deserialize<MacVmSnapshot>(File.ReadAllText(p), $"The snapshot manifest '{p}'") with { Path = dir };
+    }
+
+    /// <summary>Writes a VM's configuration atomically.</summary>
+    public static void WriteVm(VmPaths paths, VmConfiguration config) => AtomicFile.WriteAllText(paths.Manifest, ModelJson.Serialize(config));
+
     /// <summary>The folder of the image named <paramref name="name"/>.</summary>
     public string ImageDirectory(string name) => Path.Combine(ImagesDirectory, name);
 
@@ -52,7 +73,7 @@ public sealed class VmStore
     {
         try
         {
-            foreach (var dir in new[] { Root, ImagesDirectory, VmsDirectory })
+            foreach (var dir in new[] { Root, ImagesDirectory, VmsDirectory, SnapshotsDirectory })
                 CreatePrivateDirectory(dir);
             var probe = Path.Combine(Root, $".write-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
             File.WriteAllText(probe, "");

@@ -19,7 +19,8 @@ public static class QemuCommandLine
     /// <param name="config">The VM.</param>
     /// <param name="paths">Where its sockets and disk are.</param>
     /// <param name="accelerator">The resolved accelerator: kvm, tcg or hvf.</param>
-    public static IReadOnlyList<string> Build(VmConfiguration config, VmPaths paths, string accelerator)
+    /// <param name="incoming">Wait for a machine state (migrate-incoming) instead of booting.</param>
+    public static IReadOnlyList<string> Build(VmConfiguration config, VmPaths paths, string accelerator, bool incoming = false)
     {
         var boot = config.Boot;
         var a = new List<string>
@@ -59,6 +60,7 @@ public static class QemuCommandLine
             var cmdline = string.Join(' ', new[] { boot.KernelCommandLine, config.ExtraKernelArguments }.Where(s => !string.IsNullOrWhiteSpace(s)));
             if (cmdline.Length > 0) a.AddRange(new[] { "-append", cmdline });
         }
+        if (incoming) a.AddRange(new[] { "-incoming", "defer" });
         return a;
     }
 

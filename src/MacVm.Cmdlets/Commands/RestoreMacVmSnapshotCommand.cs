@@ -1,0 +1,45 @@
+using System.Management.Automation;
+using MacVm.Cmdlets.Infrastructure;
+using MacVm.Engine.Operations;
+
+namespace MacVm.Cmdlets.Commands;
+
+/// <summary>Makes new VMs from a snapshot and resumes them where the snapshot was saved; several restores run in parallel.</summary>
+[Cmdlet(VerbsData.Restore, "MacVmSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = ByName)]
+[OutputType(typeof(MacVm))]
+public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
+{
+    private const string ByName = "ByName";
+    private const string ByObject = "ByObject";
+
+    /// <summary>The snapshot's name.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByName, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(SnapshotNameCompleter))]
+    public string SnapshotName { get; set; } = "";
+
+    /// <summary>The snapshot, as Get-MacVmSnapshot or Save-MacVm -PassThru returns it.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = ByObject, ValueFromPipeline = true)]
+    public MacVmSnapshot? Snapshot { get; set; }
+
+    /// <summary>The new VM's name (default: the snapshot's name and a random suffix); with -Count, the prefix of name-1, name-2, ….</summary>
+    [Parameter(Position = 1)]
+    public string? Name { get; set; }
+
+    /// <summary>How many VMs to restore from the snapshot, in parallel.</summary>
+    [Parameter]
+    [ValidateRange(1, 64)]
+    public int Count { get; set; } = 1;
+
+    /// <summary>Fail instead of cold-booting the saved disk when the machine state is damaged or does not load.</summary>
+    [Parameter]
+    public SwitchParameter NoFallback { get; set; }
+
+    /// <inheritdoc/>
+    protected override void ProcessRecord()
+    {
+        var snapshot = ParameterSetName == ByObject ? Snapshot!.Name : SnapshotName;
+        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback };
+        if (!ShouldProcess(snapshot, Count == 1 ? $"Restore into a new VM '{Name ?? "(generated name)"}'" : $"Restore into {Count} new VMs")) return;
+        ForItem(snapshot, () => WriteObject(RunEngine((r, ct) => Snapshots.RestoreAsync(request, r, ct)), enumerateCollection: true));
+    }
+}

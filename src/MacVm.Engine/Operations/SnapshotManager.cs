@@ -1,0 +1,269 @@
+using System.Security.Cryptography;
+using MacVm.Engine.Drivers;
+using MacVm.Engine.HostProtocol;
+using MacVm.Engine.Platform;
+using MacVm.Engine.Store;
+
+namespace MacVm.Engine.Operations;
+
+/// <summary>What Restore-MacVmSnapshot asks for.</summary>
+public sealed record RestoreRequest
+{
+    /// <summary>The snapshot.</summary>
+    public required string Snapshot { get; init; }
+    /// <summary>The new VM's name (with <see cref="Count"/> &gt; 1, the prefix of "name-1", "name-2", …).</summary>
+    public string? Name { get; init; }
+    /// <summary>How many VMs to restore.</summary>
+    public int Count { get; init; } = 1;
+    /// <summary>Fail instead of cold-booting when the state does not load.</summary>
+    public bool NoFallback { get; init; }
+}
+
+/// <summary>
+/// Named snapshots: save a running VM's machine state with the disk layer it belongs to, list,
+/// remove, and restore into new VMs (any number, in parallel).
+/// </summary>
+public sealed class SnapshotManager
+{
+    private static int s_activityIds = 2_000_000;
+    private readonly VmManager _vms;
+
+    /// <summary>Works on <paramref name="store"/>.</summary>
+    public SnapshotManager(VmStore store)
+    {
+        Store = store;
+        _vms = new VmManager(store);
+    }
+
+    /// <summary>The store.</summary>
+    public VmStore Store { get; }
+
+    /// <summary>Snapshot names matching the patterns, and the literal names that matched nothing.</summary>
+    public (IReadOnlyList<string> Names, IReadOnlyList<string> Missing) Resolve(IEnumerable<string>? patterns) =>
+        WildcardNames.Resolve(Store.SnapshotNames(), patterns);
+
+    /// <summary>Reads one snapshot or throws SnapshotNotFound.</summary>
+    public MacVmSnapshot Get(string name)
+    {
+        try
+        {
+            return (NameRules.Check("snapshot", name) is null ? Store.ReadSnapshot(name) : null)
+                ?? throw new MacVmException(MacVmErrorKind.NotFound, "SnapshotNotFound",
+                    $"No snapshot named '{name}' in the store '{Store.Root}'. Get-MacVmSnapshot lists the snapshots.", name);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new MacVmException(MacVmErrorKind.Damaged, "SnapshotDamaged", ex.Message + " Remove it with Remove-MacVmSnapshot.", name, ex);
+        }
+    }
+
+    /// <summary>
+    /// Saves VM <paramref name="vmName"/> as snapshot <paramref name="snapshotName"/>: the guest is paused,
+    /// its disk layer frozen and its state written; then it resumes (or stops with <paramref name="stop"/>).
+    /// The snapshot is built in a hidden folder and renamed into place: a failed save lists nothing.
+    /// </summary>
+    public async Task<MacVmSnapshot> SaveAsync(string vmName, string? snapshotName, bool stop, IOperationReporter reporter, CancellationToken ct)
+    {
+        var name = snapshotName ?? $"{vmName}-{DateTime.UtcNow:yyyyMMdd-HHmmss}";
+        NameRules.Validate("snapshot", name, "SnapshotName");
+        var config = await _vms.GetAsync(vmName, ct).ConfigureAwait(false);
+        var paths = Store.Vm(vmName);
+        Store.EnsureWritable();
+        var final = Store.SnapshotDirectory(name);
+        if (Directory.Exists(final)) throw NameTaken(name);
+        var activity = Interlocked.Increment(ref s_activityIds);
+        var title = $"Saving VM {vmName} as {name}";
+        using (await VmLock.AcquireAsync(paths, ct).ConfigureAwait(false))
+        {
+            var client = await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false)
+                ?? throw new MacVmException(MacVmErrorKind.InvalidState, "NotRunning",
+                    $"VM '{vmName}' is {config.State}: only a running or paused VM can be saved. Start it with Start-MacVm -Name {vmName}.", vmName);
+            var staging = Path.Combine(Store.SnapshotsDirectory, $".new-{name}-{Guid.NewGuid():N}");
+            VmStore.CreatePrivateDirectory(staging);
+            try
+            {
+                await using (client.ConfigureAwait(false))
+                {
+                    var vm = Store.ReadVm(vmName)!;
+                    var newDisk = NextDiskName(paths, vm.Boot.DiskFile);
+                    reporter.Progress(new OperationProgress(activity, title, "Saving the machine state", 20));
+                    var result = await client.SaveAsync(new SaveRequest
+                    {
+                        StateFile = Path.Combine(staging, "state.bin"),
+                        NewActiveDisk = paths.Disk(newDisk),
+                        LeavePaused = stop,
+                    }, ct).ConfigureAwait(false);
+                    // From now on the VM writes to the new layer; record it before anything else can fail.
+                    VmStore.WriteVm(paths, vm with { Boot = vm.Boot with { DiskFile = newDisk } });
+                    reporter.Verbose($"Saved '{vmName}' (paused {result.PausedMs:0} ms); frozen disk layer '{result.FrozenDisk}'.");
+
+                    var diskCopy = Path.Combine(staging, "disk.qcow2");
+                    if (!Posix.TryHardLink(result.FrozenDisk, diskCopy)) File.Copy(result.FrozenDisk, diskCopy);
+                    reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
+                    var files = new List<SnapshotFile>();
+                    foreach (var (file, role) in new[] { ("state.bin", "state"), ("disk.qcow2", "disk") })
+                        files.Add(await DescribeAsync(Path.Combine(staging, file), role, ct).ConfigureAwait(false));
+                    var snapshot = new MacVmSnapshot
+                    {
+                        Name = name,
+                        SourceVm = vmName,
+                        Driver = vm.Driver,
+                        Image = vm.Image,
+                        ImageDigest = vm.ImageDigest,
+                        Configuration = vm with { Name = name, Boot = vm.Boot with { DiskFile = "disk.qcow2" }, Restore = null },
+                        Files = files,
+                    };
+                    AtomicFile.WriteAllText(Path.Combine(staging, "snapshot.json"), ModelJson.Serialize(snapshot));
+                    try
+                    {
+                        Directory.Move(staging, final);
+                    }
+                    catch (IOException) when (Directory.Exists(final))
+                    {
+                        throw NameTaken(name);
+                    }
+                    reporter.Progress(new OperationProgress(activity, title, "Saved", 100, Completed: true));
+                    if (stop) await _vms.StopAsync(vmName, force: true, TimeSpan.Zero, NullReporter.Instance, ct).ConfigureAwait(false);
+                    return snapshot with { Path = final };
+                }
+            }
+            catch
+            {
+                VmManager.TryDeleteDirectory(staging);
+                throw;
+            }
+        }
+    }
+
+    private static string NextDiskName(VmPaths paths, string? current)
+    {
+        for (var n = 1; ; n++)
+        {
+            var candidate = $"disk-{n}.qcow2";
+            if (candidate != current && !File.Exists(paths.Disk(candidate))) return candidate;
+        }
+    }
+
+    private static async Task<SnapshotFile> DescribeAsync(string path, string role, CancellationToken ct)
+    {
+        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
+        var hash = await SHA256.HashDataAsync(f, ct).ConfigureAwait(false);
+        return new SnapshotFile(Path.GetFileName(path), role, f.Length, Convert.ToHexString(hash).ToLowerInvariant());
+    }
+
+    /// <summary>Checks every file against its recorded size and checksum; returns the files that do not match, in words.</summary>
+    public static async Task<IReadOnlyList<(SnapshotFile File, string Problem)>> VerifyAsync(MacVmSnapshot snapshot, CancellationToken ct)
+    {
+        var problems = new List<(SnapshotFile, string)>();
+        foreach (var file in snapshot.Files)
+        {
+            var path = Path.Combine(snapshot.Path!, file.Name);
+            if (!File.Exists(path)) { problems.Add((file, $"'{path}' is missing")); continue; }
+            var actual = await DescribeAsync(path, file.Role, ct).ConfigureAwait(false);
+            if (actual.SizeBytes != file.SizeBytes) problems.Add((file, $"'{path}' has {actual.SizeBytes} bytes, {file.SizeBytes} were saved"));
+            else if (actual.Sha256 != file.Sha256) problems.Add((file, $"'{path}' does not match its checksum"));
+        }
+        return problems;
+    }
+
+    /// <summary>
+    /// Makes new VMs from a snapshot and resumes them, in parallel. Files are checked first: a damaged
+    /// state falls back to a cold boot of the saved disk with a warning (or fails with NoFallback);
+    /// a damaged disk always fails.
+    /// </summary>
+    public async Task<IReadOnlyList<MacVm>> RestoreAsync(RestoreRequest request, IOperationReporter reporter, CancellationToken ct)
+    {
+        if (request.Count < 1) throw new ArgumentOutOfRangeException(nameof(request.Count), "Count must be at least 1.");
+        var snapshot = Get(request.Snapshot);
+        var problems = await VerifyAsync(snapshot, ct).ConfigureAwait(false);
+        if (problems.Any(p => p.File.Role != "state"))
+            throw new MacVmException(MacVmErrorKind.Damaged, "SnapshotDamaged",
+                $"Snapshot '{snapshot.Name}' is damaged: {string.Join("; ", problems.Select(p => p.Problem))}. Its disk cannot be used; remove it with Remove-MacVmSnapshot.", snapshot.Name);
+        string? stateProblem = problems.Count > 0 ? string.Join("; ", problems.Select(p => p.Problem)) : null;
+        if (stateProblem is not null)
+        {
+            if (request.NoFallback)
+                throw new MacVmException(MacVmErrorKind.Damaged, "SnapshotDamaged",
+                    $"Snapshot '{snapshot.Name}' cannot be restored: {stateProblem}. Without -NoFallback the VM would cold-boot the saved disk instead.", snapshot.Name);
+            reporter.Warning($"Snapshot '{snapshot.Name}': {stateProblem}. Cold-booting its saved disk instead of restoring the machine state.");
+        }
+        var prefix = request.Name ?? $"{snapshot.Name}-{Guid.NewGuid().ToString("N")[..6]}";
+        var names = request.Count == 1 ? new[] { prefix } : Enumerable.Range(1, request.Count).Select(i => $"{prefix}-{i}").ToArray();
+        foreach (var n in names) NameRules.Validate("VM", n, "Name");
+        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request.NoFallback, reporter, ct)).ToList();
+        await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default))).ConfigureAwait(false);
+        var failed = tasks.Where(t => t.IsFaulted || t.IsCanceled).ToList();
+        if (failed.Count > 0)
+        {
+            // One failure fails the call; the VMs that did restore stay (they are usable) and are named.
+            var made = tasks.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result.Name).ToList();
+            if (made.Count > 0) reporter.Warning($"Restored {string.Join(", ", made)} although other restores failed.");
+            await failed[0].ConfigureAwait(false);
+        }
+        var vms = tasks.Select(t => t.Result).ToList();
+        foreach (var vm in vms.Where(v => v.Status.RestoreFallbackReason is not null))
+            reporter.Warning($"VM '{vm.Name}' cold-booted instead of restoring: {vm.Status.RestoreFallbackReason}");
+        return vms;
+    }
+
+    private async Task<MacVm> RestoreOneAsync(MacVmSnapshot snapshot, string name, bool loadState, bool noFallback, IOperationReporter reporter, CancellationToken ct)
+    {
+        var final = Store.Vm(name);
+        if (Directory.Exists(final.Directory))
+            throw new MacVmException(MacVmErrorKind.AlreadyExists, "NameTaken", $"A VM named '{name}' already exists. Choose another -Name, or remove it first with Remove-MacVm -Name {name}.", name);
+        var driver = DriverRegistry.Get(snapshot.Driver);
+        driver.CheckAvailable(snapshot.Configuration.Accelerator);
+        Store.EnsureWritable();
+        var staging = Path.Combine(Store.VmsDirectory, $".new-{name}-{Guid.NewGuid():N}");
+        VmStore.CreatePrivateDirectory(staging);
+        try
+        {
+            await driver.CloneDiskAsync(Path.Combine(snapshot.Path!, "disk.qcow2"), "qcow2", Path.Combine(staging, "disk.qcow2"), ct).ConfigureAwait(false);
+            var config = snapshot.Configuration with
+            {
+                Name = name,
+                Id = Guid.NewGuid(),
+                CreatedUtc = DateTimeOffset.UtcNow,
+                Snapshot = snapshot.Name,
+                Boot = snapshot.Configuration.Boot with { DiskFile = "disk.qcow2" },
+                Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = noFallback } : null,
+            };
+            AtomicFile.WriteAllText(Path.Combine(staging, "vm.json"), ModelJson.Serialize(config));
+            Directory.Move(staging, final.Directory);
+        }
+        catch
+        {
+            VmManager.TryDeleteDirectory(staging);
+            throw;
+        }
+        try
+        {
+            return await _vms.StartAsync(name, reporter, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await _vms.RemoveAsync(name, force: true, NullReporter.Instance, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Removes a snapshot; refused while VMs are built on its disk layer.</summary>
+    public void Remove(string name)
+    {
+        var snapshot = Get(name);
+        var users = Store.VmNames().Where(vm =>
+        {
+            try { return Store.ReadVm(vm)?.Snapshot == name; }
+            catch (InvalidDataException) { return false; }
+        }).ToList();
+        if (users.Count > 0)
+            throw new MacVmException(MacVmErrorKind.InvalidState, "SnapshotInUse",
+                $"Snapshot '{name}' is in use by VM(s) {string.Join(", ", users.Select(u => $"'{u}'"))}, whose disks are built on it. Remove those VMs first (Remove-MacVm).", name);
+        var doomed = Path.Combine(Store.SnapshotsDirectory, $".removed-{name}-{Guid.NewGuid():N}");
+        Directory.Move(snapshot.Path!, doomed);
+        VmManager.TryDeleteDirectory(doomed);
+    }
+
+    private static MacVmException NameTaken(string name) =>
+        new(MacVmErrorKind.AlreadyExists, "NameTaken", $"A snapshot named '{name}' already exists. Choose another -SnapshotName, or remove it first with Remove-MacVmSnapshot -Name {name}.", name);
+}
