@@ -24,6 +24,7 @@
         'Test-MacVmGuest'
         'Invoke-MacVmGuestCommand'
         'Save-MacVm'
+        'Use-MacVmSnapshot'
         'Restore-MacVmSnapshot'
         'Get-MacVmSnapshot'
         'Remove-MacVmSnapshot'

@@ -3,6 +3,7 @@ using MacVm;
 using MacVm.Engine.Drivers;
 using MacVm.Engine.GuestProtocol;
 using MacVm.Engine.HostProtocol;
+using StreamJsonRpc;
 using MacVm.Engine.Store;
 
 namespace MacVm.Host;
@@ -256,7 +257,23 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var wasPaused = Status.State == VmState.Paused;
-            var frozen = await machine.SaveAsync(request.StateFile, request.NewActiveDisk, ct).ConfigureAwait(false);
+            string frozen;
+            try
+            {
+                frozen = await machine.SaveAsync(request.StateFile, request.NewActiveDisk, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _log.Write($"Save failed: {ex.Message}");
+                // A partial state is garbage, and on a full disk it holds the space the manifest needs.
+                AtomicFile.TryDelete(request.StateFile);
+                try { RecordActiveDisk(request.NewActiveDisk); }
+                catch (IOException io) { _log.Write($"Could not record the new disk layer in vm.json: {io.Message}"); }
+                // A failed save must not leave the guest paused.
+                if (!wasPaused) await machine.ResumeAsync(CancellationToken.None).ConfigureAwait(false);
+                throw new LocalRpcException($"The save failed: {ex.Message}") { ErrorCode = HostErrorCodes.SaveFailed };
+            }
+            RecordActiveDisk(request.NewActiveDisk);
             if (!request.LeavePaused && !wasPaused) await machine.ResumeAsync(ct).ConfigureAwait(false);
             return new SaveResult { FrozenDisk = frozen, PausedMs = sw.Elapsed.TotalMilliseconds };
         }
@@ -264,6 +281,18 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         {
             _saving.Release();
         }
+    }
+
+    /// <summary>
+    /// Once a disk layer is frozen the VM writes to the new one, whether or not the state was written:
+    /// vm.json must say so, or the next cold start would lose those writes.
+    /// </summary>
+    private void RecordActiveDisk(string newActiveDisk)
+    {
+        var newDisk = Path.GetFileName(newActiveDisk);
+        if (!File.Exists(newActiveDisk) || Config.Boot.DiskFile == newDisk) return;
+        Config = Config with { Boot = Config.Boot with { DiskFile = newDisk } };
+        VmStore.WriteVm(_paths, Config);
     }
 
     private async Task BootWatchdogAsync()

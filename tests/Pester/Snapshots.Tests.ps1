@@ -148,3 +148,107 @@ Describe 'Snapshots are files' {
         Get-MacVmSnapshot -VM src | Select-Object -ExpandProperty Name | Should -Contain 'base'
     }
 }
+
+Describe 'The snapshot cache (Use-MacVmSnapshot)' {
+    BeforeAll {
+        $script:Marks = Join-Path $script:Store 'prepared.txt'
+        $script:Pwsh = Join-Path $PSHOME 'pwsh'
+        # A child pwsh that asks the cache for (tiny, $Version), noting each preparation in the marks file.
+        function Start-CacheUser([int] $Version, [int] $SleepSec = 1) {
+            $code = @"
+`$ProgressPreference = 'SilentlyContinue'
+Import-Module '$env:MACVM_MODULE'
+`$s = Use-MacVmSnapshot -Image tiny -CodeVersion $Version -Prepare { param(`$vm) Add-Content '$script:Marks' "`$PID `$(`$vm.Name)"; Start-Sleep $SleepSec }
+`$s.Name
+"@
+            $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($code))
+            Start-Process -PassThru -FilePath $script:Pwsh -ArgumentList '-NoProfile', '-NonInteractive', '-EncodedCommand', $encoded `
+                -RedirectStandardOutput (Join-Path $script:Store "out-$([guid]::NewGuid()).txt")
+        }
+    }
+
+    It 'prepares a key once when two processes ask for it at the same time' {
+        Remove-Item $script:Marks -ErrorAction Ignore
+        $a = Start-CacheUser -Version 7
+        $b = Start-CacheUser -Version 7
+        $a, $b | Wait-Process -Timeout 120
+        @(Get-Content $script:Marks).Count | Should -Be 1 -Because 'exactly one process prepares the snapshot'
+        $key = 'snap-' + (Get-MacVmImage tiny).ShortDigest + '-v7'
+        $outputs = Get-ChildItem $script:Store -Filter 'out-*.txt' | ForEach-Object { (Get-Content $_).Trim() }
+        $outputs | Should -Be @($key, $key)
+        Get-MacVmSnapshot $key | Should -Not -BeNullOrEmpty
+        Get-MacVm "prep-*" | Should -BeNullOrEmpty -Because 'the preparation VM is removed'
+    }
+
+    It 'leaves no snapshot when the preparer is killed, and the next caller prepares again' {
+        Remove-Item $script:Marks -ErrorAction Ignore
+        $victim = Start-CacheUser -Version 8 -SleepSec 300
+        Wait-Until { Test-Path $script:Marks } -TimeoutSec 60 | Should -BeTrue
+        Stop-Process -Id $victim.Id -Force
+        $key = 'snap-' + (Get-MacVmImage tiny).ShortDigest + '-v8'
+        Get-MacVmSnapshot $key -ErrorAction Ignore | Should -BeNullOrEmpty
+
+        $snapshot = Use-MacVmSnapshot -Image tiny -CodeVersion 8 -Prepare { param($vm) Add-Content $script:Marks "again $($vm.Name)" }
+        $snapshot.Name | Should -Be $key
+        @(Get-Content $script:Marks).Count | Should -Be 2
+        Get-MacVm "prep-*" | Should -BeNullOrEmpty -Because 'the killed preparation''s VM was cleaned up'
+    }
+
+    It 'saves nothing when -Prepare throws, and prunes older versions' {
+        { Use-MacVmSnapshot -Image tiny -CodeVersion 9 -Prepare { throw 'broken setup' } -ErrorAction Stop } |
+            Should -Throw -ErrorId 'UseMacVmSnapshotPrepareFailed,MacVm.Cmdlets.Commands.UseMacVmSnapshotCommand' -ExpectedMessage '*broken setup*'
+        $prefix = 'snap-' + (Get-MacVmImage tiny).ShortDigest
+        Get-MacVmSnapshot "$prefix-v9" -ErrorAction Ignore | Should -BeNullOrEmpty
+        Get-MacVm "prep-*" | Should -BeNullOrEmpty
+
+        $null = Use-MacVmSnapshot -Image tiny -CodeVersion 10 -Prepare { param($vm) } -Prune
+        (Get-MacVmSnapshot "$prefix-*").Name | Should -Be "$prefix-v10"
+    }
+}
+
+Describe 'Faults during a save' {
+    It 'gives a clear error on a full disk, keeps earlier snapshots and lists no partial one' {
+        if ((id -u) -ne 0) { Set-ItResult -Skipped -Because 'mounting a small tmpfs needs root'; return }
+        $mount = Join-Path $script:Store 'small'
+        $null = New-Item -ItemType Directory $mount
+        mount -t tmpfs -o size=170m tmpfs $mount
+        $old = $env:MACVM_HOME
+        try {
+            $env:MACVM_HOME = $mount
+            $null = Import-TestGuest -Name tiny
+            $null = New-MacVm -Name full -Image tiny | Wait-MacVm -Condition GuestAgentReady -TimeoutSec 60
+            $first = Save-MacVm -Name full -SnapshotName first -PassThru
+            { Save-MacVm -Name full -SnapshotName second -ErrorAction Stop } |
+                Should -Throw -ErrorId 'SaveMacVmSaveFailed,MacVm.Cmdlets.Commands.SaveMacVmCommand' -ExpectedMessage '*No space left on device*'
+            (Get-MacVmSnapshot).Name | Should -Be 'first'
+            Get-ChildItem -Force "$mount/snapshots" | Where-Object Name -like '.new-*' | Should -BeNullOrEmpty
+            (Get-MacVm full).State | Should -Be 'Running' -Because 'a failed save resumes the guest'
+            $null = Remove-Item "$mount/snapshots/first/state.bin"   # frees room: the VM still works afterwards
+            (Test-MacVmGuest full).RoundTripMs | Should -BeGreaterThan 0
+            $first.Name | Should -Be 'first'
+        }
+        finally {
+            Get-MacVm -ErrorAction Ignore | Remove-MacVm -Force -Confirm:$false
+            $env:MACVM_HOME = $old
+            umount $mount
+        }
+    }
+
+    It 'lists no partial snapshot when the host is killed during a save' {
+        $vm = New-MacVm -Name victim -Image tiny | Wait-MacVm -Condition GuestAgentReady -TimeoutSec 60 -PassThru
+        $module = $env:MACVM_MODULE
+        $job = Start-ThreadJob { Import-Module $using:module; Save-MacVm -Name victim -SnapshotName torn -PassThru }
+        Start-Sleep -Milliseconds 150
+        Stop-Process -Id $vm.HostProcessId -Force
+        $null = $job | Wait-Job -Timeout 60
+        $job | Remove-Job -Force
+        $snapshot = Get-MacVmSnapshot torn -ErrorAction Ignore
+        if ($snapshot) {
+            # The save won the race: then it must be whole.
+            foreach ($f in $snapshot.Files) { (Get-FileHash -Algorithm SHA256 (Join-Path $snapshot.Path $f.Name)).Hash.ToLowerInvariant() | Should -Be $f.Sha256 }
+        }
+        Get-ChildItem -Force "$script:Store/snapshots" | Where-Object Name -like '.new-torn*' | Should -BeNullOrEmpty
+        (Get-MacVm victim).State | Should -Be 'Failed'
+        Remove-MacVm victim -Confirm:$false
+    }
+}

@@ -5,7 +5,7 @@ using MacVm.Engine.Operations;
 namespace MacVm.Cmdlets.Commands;
 
 /// <summary>Makes new VMs from a snapshot and resumes them where the snapshot was saved; several restores run in parallel.</summary>
-[Cmdlet(VerbsData.Restore, "MacVmSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = ByName)]
+[Cmdlet(VerbsData.Restore, "MacVmSnapshot", SupportsShouldProcess = true, DefaultParameterSetName = ByObject)]
 [OutputType(typeof(MacVm))]
 public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
 {

@@ -100,12 +100,16 @@ public static class HostErrorCodes
     /// <summary>The guest agent did not answer in time.</summary>
     public const int GuestNotAnswering = -32012;
 
+    /// <summary>A save failed (the VM goes on running).</summary>
+    public const int SaveFailed = -32013;
+
     /// <summary>The Problem name of a code ("HostFailed" for anything else).</summary>
     public static string Problem(int code) => code switch
     {
         InvalidState => "InvalidState",
         NoGuestAgent => "NoGuestAgent",
         GuestNotAnswering => "GuestNotAnswering",
+        SaveFailed => "SaveFailed",
         _ => "HostFailed",
     };
 }

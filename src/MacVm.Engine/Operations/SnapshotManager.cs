@@ -93,8 +93,6 @@ public sealed class SnapshotManager
                         NewActiveDisk = paths.Disk(newDisk),
                         LeavePaused = stop,
                     }, ct).ConfigureAwait(false);
-                    // From now on the VM writes to the new layer; record it before anything else can fail.
-                    VmStore.WriteVm(paths, vm with { Boot = vm.Boot with { DiskFile = newDisk } });
                     reporter.Verbose($"Saved '{vmName}' (paused {result.PausedMs:0} ms); frozen disk layer '{result.FrozenDisk}'.");
 
                     var diskCopy = Path.Combine(staging, "disk.qcow2");

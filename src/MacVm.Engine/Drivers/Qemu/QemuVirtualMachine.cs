@@ -128,7 +128,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             var status = info?["status"]?.GetValue<string>();
             if (status == "completed") break;
             if (status is "failed" or "cancelled")
-                throw new IOException($"QEMU could not write the machine state to '{stateFile}': {info?["error-desc"]?.GetValue<string>() ?? status}");
+                throw new IOException($"QEMU could not write the machine state to '{stateFile}': {info?["error-desc"]?.GetValue<string>() ?? status}{QemuOutputTail()}");
             await Task.Delay(2, ct).ConfigureAwait(false);
         }
         _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
