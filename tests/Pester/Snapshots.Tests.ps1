@@ -98,6 +98,15 @@ Describe 'Restore-MacVmSnapshot' {
         Remove-MacVm clock -Force
     }
 
+    It 'replaces an existing VM of the same name with -Force' {
+        $old = New-MacVm -Name target -Image tiny
+        $new = Restore-MacVmSnapshot -SnapshotName base -Name target -Force
+        $new.HostProcessId | Should -Not -Be $old.HostProcessId
+        $new.Status.RestoredFrom | Should -Be 'base'
+        Test-ProcessAlive $old.HypervisorProcessId | Should -BeFalse
+        Remove-MacVm target -Force
+    }
+
     It 'refuses to remove a snapshot that restored VMs are built on' {
         $null = Restore-MacVmSnapshot -SnapshotName base -Name user
         { Remove-MacVmSnapshot base -Force -ErrorAction Stop } |

@@ -34,12 +34,28 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     [Parameter]
     public SwitchParameter NoFallback { get; set; }
 
+    /// <summary>Replace existing VMs of the same names without asking (they are killed and removed).</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
     /// <inheritdoc/>
     protected override void ProcessRecord()
     {
         var snapshot = ParameterSetName == ByObject ? Snapshot!.Name : SnapshotName;
         var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback };
         if (!ShouldProcess(snapshot, Count == 1 ? $"Restore into a new VM '{Name ?? "(generated name)"}'" : $"Restore into {Count} new VMs")) return;
+        if (Name is not null)
+        {
+            var targets = Count == 1 ? new[] { Name } : Enumerable.Range(1, Count).Select(i => $"{Name}-{i}").ToArray();
+            foreach (var existing in targets.Where(t => NameRulesOk(t) && Store.ReadVm(t) is not null))
+            {
+                // Replacing destroys a VM: ask (as a ConfirmImpact High change would) unless -Force.
+                if (!Force && !ShouldContinue($"VM '{existing}' exists. Kill and remove it, and restore '{snapshot}' in its place?", "Replace VM")) return;
+                ForItem(existing, () => RunEngine((r, ct) => Vms.RemoveAsync(existing, force: true, r, ct)));
+            }
+        }
         ForItem(snapshot, () => WriteObject(RunEngine((r, ct) => Snapshots.RestoreAsync(request, r, ct)), enumerateCollection: true));
     }
+
+    private static bool NameRulesOk(string name) => Engine.Store.NameRules.Check("VM", name) is null;
 }

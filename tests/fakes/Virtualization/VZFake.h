@@ -51,6 +51,12 @@ int VZFakeWaitIdle(int timeoutMilliseconds);
  * its autorelease pools, it should be 0. */
 long VZFakeLiveObjects(const char *className);
 
+/* Whether -validateWithError: refuses a network device configuration whose attachment is nil.
+ * Default 1, as Apple's header says ("The configuration is only valid with valid MACAddress and
+ * attachment"); 0 models a framework that accepts it. Unverified on a Mac. Setting
+ * VZNetworkDevice.attachment to nil on a running VM is always accepted (documented by Apple). */
+void VZFakeSetRequireNetworkAttachment(int require);
+
 /* ---- the simulated guest ---- */
 
 /* The guest connects from its port `guestPort` to host port `port` on the VM's first

@@ -100,6 +100,7 @@ static vz_failure *g_failures;
 
 static volatile int g_delayMs = 10;
 static volatile int g_guestHonorsStop = 1;
+static volatile int g_requireNetworkAttachment = 1;
 static __thread int tl_quiet; /* >0 while the fake calls its own public methods */
 
 static void vz_buf_append(vz_buf *b, const char *s, size_t n) {
@@ -1228,8 +1229,12 @@ VZ_COPYING_METHODS
             !vz_file_exists(((VZDiskImageStorageDeviceAttachment *)a)->_URL, NO))
             INVALID(@"The storage device attachment is invalid.");
     }
+    NSUInteger nicIndex = 0;
     for (VZNetworkDeviceConfiguration *n in _networkDevices) {
         id a = n->_attachment;
+        /* Apple's header: "The configuration is only valid with valid MACAddress and attachment." */
+        if (!a && g_requireNetworkAttachment) INVALID(@"The network device %lu has no attachment.", (unsigned long)nicIndex);
+        nicIndex++;
         if ([a isKindOfClass:[VZFileHandleNetworkDeviceAttachment class]]) {
             NSInteger mtu = ((VZFileHandleNetworkDeviceAttachment *)a)->_maximumTransmissionUnit;
             if (mtu < 1500 || mtu > 65535) INVALID(@"The maximum transmission unit %ld is outside [1500, 65535].", (long)mtu);
@@ -1629,7 +1634,7 @@ VZ_ROOT_ALLOC
     VZ_RECORD();
     return [self _vzInitWithConfiguration:configuration cmd:_cmd];
 }
-- (id)initWithConfiguration:(VZVirtualMachineConfiguration *)configuration queue:(void *)queue {
+- (id)initWithConfiguration:(VZVirtualMachineConfiguration *)configuration queue:(id)queue {
     VZ_RECORD();
     (void)queue;
     return [self _vzInitWithConfiguration:configuration cmd:_cmd];
@@ -1984,10 +1989,13 @@ VZ_ROOT_METHODS
 - (void)setCapturesSystemKeys:(BOOL)v { VZ_RECORD(); _capturesSystemKeys = v; }
 @end
 
-/* Makes the protocols known to the runtime (objc_getProtocol) like Apple's. */
-__attribute__((used)) static Protocol *vz_protocols(int i) {
-    return i ? @protocol(VZVirtioSocketListenerDelegate) : @protocol(VZVirtualMachineDelegate);
-}
+/* Makes the two delegate protocols known to the runtime (objc_getProtocol), as Apple's are once
+ * the framework is loaded. GCC's runtime registers a protocol when a class adopting it loads, so
+ * this private class adopts both; it is never instantiated. */
+@interface _VZFakeProtocolAnchor : NSObject <VZVirtualMachineDelegate, VZVirtioSocketListenerDelegate>
+@end
+@implementation _VZFakeProtocolAnchor
+@end
 
 /* ------------------------------------------------------------------------------------------
  * The C test API (VZFake.h)
@@ -2020,6 +2028,7 @@ VZ_EXPORT_C void VZFakeReset(void) {
     pthread_mutex_unlock(&g_logMu);
     g_delayMs = 10;
     g_guestHonorsStop = 1;
+    g_requireNetworkAttachment = 1;
 }
 
 VZ_EXPORT_C void VZFakeFailNext(const char *selector, long code) {
@@ -2039,6 +2048,7 @@ VZ_EXPORT_C void VZFakeFailNext(const char *selector, long code) {
 
 VZ_EXPORT_C void VZFakeSetDelayMs(int milliseconds) { g_delayMs = milliseconds < 0 ? 0 : milliseconds; }
 VZ_EXPORT_C void VZFakeSetGuestHonorsStopRequest(int honors) { g_guestHonorsStop = honors != 0; }
+VZ_EXPORT_C void VZFakeSetRequireNetworkAttachment(int require) { g_requireNetworkAttachment = require != 0; }
 
 VZ_EXPORT_C int VZFakeWaitIdle(int timeoutMilliseconds) {
     uint64_t deadline = vz_now_ns() + (uint64_t)(timeoutMilliseconds < 0 ? 0 : timeoutMilliseconds) * 1000000ULL;
