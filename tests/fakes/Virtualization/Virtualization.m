@@ -1541,12 +1541,14 @@ VZ_ROOT_METHODS
     vz_unlock();
     void (^h)(VZVirtioSocketConnection *, NSError *) = Block_copy(handler);
     [error retain];
+    [self retain];
     vz_later(g_delayMs, ^{
         vz_event("completion -[%s connectToPort:completionHandler:] error=%ld", class_getName(object_getClass(self)), error ? (long)[error code] : 0L);
         if (h) h(connection, error);
-        Block_release(h);
+        if (h) Block_release(h);
         [connection release];
         [error release];
+        [self release];
     });
 }
 - (int)_vzTakeGuestEnd:(uint32_t)port {
@@ -1726,13 +1728,12 @@ VZ_ROOT_ALLOC
     vz_later(g_delayMs, ^{
         NSError *result = error;
         if (accepted && !result && w) result = w();
-        if (accepted) {
-            vz_lock();
-            if (_state == transitional) _state = result ? failure : success;
-            vz_unlock();
-        }
+        vz_lock();
+        if (accepted && _state == transitional) _state = result ? failure : success;
+        VZVirtualMachineState now = _state;
+        vz_unlock();
         vz_event("completion -[VZVirtualMachine %s] error=%ld state=%s", selector, result ? (long)[result code] : 0L,
-                 vz_state_name(_state));
+                 vz_state_name(now));
         if (h) h(result);
         if (h) Block_release(h);
         if (w) Block_release(w);

@@ -60,6 +60,7 @@ gnustep=(-I/usr/include/GNUstep -DGNUSTEP -DGNUSTEP_BASE_LIBRARY=1 -DGNU_RUNTIME
          -fconstant-string-class=NSConstantString)
 # libBlocksRuntime comes before libgnustep-base on purpose: GNUstep exports its own _Block_copy
 # and _NSConcreteStackBlock; listed first, libBlocksRuntime's are the ones the fake binds to.
+# shellcheck disable=SC2054  # commas inside -Wl, flags are intended
 lib_link=(-shared -Wl,--no-as-needed -L"$gcc_dir" -lBlocksRuntime -lgnustep-base -lobjc -lpthread -Wl,-z,defs)
 smoke_link=(-L"$gcc_dir" -lobjc -ldl -lpthread)
 
