@@ -28,7 +28,7 @@ internal sealed class ControlServer : IAsyncDisposable
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 
-    /// <summary>Starts accepting. Clients see the socket only once the VM has started, which is how they know the host is up.</summary>
+    /// <summary>Starts accepting connections.</summary>
     public void Start()
     {
         _listener.Listen(16);

@@ -106,16 +106,20 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             var starting = Machine.StartAsync(restore?.StatePath, _shutdown.Token);
             Update(s => s); // records Starting with our pid (the initial status)
             server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
+            // Serve at once: the caller connects (and both sides warm up) while the hypervisor starts;
+            // it sees Starting until then, and vm.waitForBoot answers when the guest is up.
+            server.Start();
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
             {
                 ctx.Cancel = true;
                 _log.Write("SIGTERM: stopping the VM");
                 _ = StopAsync(force: false, TimeSpan.FromSeconds(30));
             });
+            var restored = false;
             try
             {
                 await starting.ConfigureAwait(false);
-                if (restore is not null) Update(s => s with { RestoredFrom = restore.Snapshot, GuestBooted = true });
+                restored = restore is not null;
             }
             catch (RestoreFailedException ex) when (restore is not null && !restore.NoFallback)
             {
@@ -126,13 +130,15 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 Update(s => s with { RestoreFallbackReason = ex.Message });
                 await Machine.StartAsync(null, _shutdown.Token).ConfigureAwait(false);
             }
-            server.Start();
             Update(s => s with
             {
                 State = VmState.Running,
                 HypervisorProcessId = Machine.HypervisorProcessId,
                 Accelerator = Machine.Accelerator,
                 StartedUtc = DateTimeOffset.UtcNow,
+                // A restored guest is up the moment its CPUs run.
+                RestoredFrom = restored ? restore!.Snapshot : null,
+                GuestBooted = s.GuestBooted || restored,
             });
             if (Config.Boot.GuestAgent)
             {
