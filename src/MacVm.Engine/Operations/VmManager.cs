@@ -221,8 +221,11 @@ public sealed class VmManager
     public static bool IsOurHost(int pid, VmPaths paths)
     {
         if (!Posix.ProcessExists(pid)) return false;
+        // Without /proc (macOS) existence is all we can tell.
+        if (!OperatingSystem.IsLinux()) return true;
+        // Gone (or a zombie, whose command line is empty) between the two checks: not a live host.
         var cmdline = Posix.ProcessCommandLine(pid);
-        return cmdline is null || (cmdline.Contains("MacVm.Host", StringComparison.Ordinal) && cmdline.Contains(paths.Directory, StringComparison.Ordinal));
+        return cmdline is not null && cmdline.Contains("MacVm.Host", StringComparison.Ordinal) && cmdline.Contains(paths.Directory, StringComparison.Ordinal);
     }
 
     /// <summary>Starts a stopped (or failed) VM and waits until the guest shows a sign of life.</summary>
