@@ -63,6 +63,9 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }
         catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
+            // QEMU that fails at start closes its sockets as it exits: give it a moment, so the error
+            // carries its exit status and what it printed rather than "socket closed".
+            await Task.WhenAny(_exited.Task, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None)).ConfigureAwait(false);
             var exit = _exited.Task.IsCompleted ? (await _exited.Task.ConfigureAwait(false)).Description : ex.Message + QemuOutputTail();
             Kill();
             throw new IOException($"QEMU did not come up: {exit}{QemuDriver.AcceleratorHint(Accelerator)}", ex);
