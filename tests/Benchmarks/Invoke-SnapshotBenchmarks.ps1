@@ -75,63 +75,31 @@ $PingIntervalMs = 50
 $StatePollMs = 2
 $SnapshotName = 'base'
 
-#region helpers (the foundation benchmark's, kept here so that each script stands alone)
+Import-Module (Join-Path $PSScriptRoot 'BenchmarkSupport.psm1') -Force
 
-function Get-Stats {
-    <# Median, min and max of a list of numbers (rounded to -Digits decimals). #>
-    param([double[]] $Values, [int] $Digits = 1)
-    $sorted = @($Values | Sort-Object)
-    $n = $sorted.Count
-    if ($n -eq 0) { return [ordered]@{ median = $null; min = $null; max = $null; samples = @() } }
-    $median = if ($n % 2) { $sorted[($n - 1) / 2] } else { ($sorted[$n / 2 - 1] + $sorted[$n / 2]) / 2 }
-    [ordered]@{
-        median  = [math]::Round($median, $Digits)
-        min     = [math]::Round($sorted[0], $Digits)
-        max     = [math]::Round($sorted[-1], $Digits)
-        samples = @($Values | ForEach-Object { [math]::Round($_, $Digits) })
-    }
+# The events of host.log that a restore's timeline reports (Read-HostLogTimeline).
+$HostLogEvents = [ordered]@{
+    hostStarted     = '^MacVm\.Host '
+    qemuStarted     = '^QEMU started'
+    qmpConnected    = '^QMP connected'
+    migrationSetup  = '^QMP event MIGRATION .*"setup"'
+    resumed         = '^QMP event RESUME'
+    stateLoaded     = '^Machine state loaded'
+    agentPortOpened = '^QMP event VSERPORT_CHANGE .*"open":\s*true'
+    firstConsoleOutput = '^First console output'
+    agentAnswered   = '^Guest agent answered'
+    clockSet        = '^Guest clock set'
+    restoreFailed   = '^Restore failed'
 }
+
+# What the final clean-up looks for: the shared set, and the cat/zstd that feed a raw restore its state.
+$ScratchProcessNames = @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host', 'setpriv', 'sh', 'cat', 'zstd')
+
+#region helpers (the shared ones are in BenchmarkSupport.psm1)
 
 function Get-Median {
     param([double[]] $Values, [int] $Digits = 1)
     (Get-Stats $Values -Digits $Digits).median
-}
-
-function Get-ProcCpuMs {
-    <# User + system CPU time of a process so far (ms, from /proc/<pid>/stat), or $null. #>
-    param([int] $ProcessId)
-    $stat = Get-Content -Raw "/proc/$ProcessId/stat" -ErrorAction Ignore
-    if (-not $stat) { return $null }
-    $fields = $stat.Substring($stat.LastIndexOf(')') + 2).Split(' ')
-    ([long]$fields[11] + [long]$fields[12]) * 1000.0 / $script:ClockTicks
-}
-
-function Get-ProcessCommandLine {
-    param([int] $ProcessId)
-    $raw = Get-Content -Raw "/proc/$ProcessId/cmdline" -ErrorAction Ignore
-    if ($raw) { @($raw.TrimEnd("`0").Split("`0")) } else { @() }
-}
-
-function Get-ScratchProcess {
-    <# qemu-system, MacVm.Host, setpriv, sh and zstd/cat processes whose command line names the scratch store. #>
-    param([string] $Store)
-    Get-Process | Where-Object {
-        $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host', 'setpriv', 'sh', 'cat', 'zstd') -and
-        ((Get-ProcessCommandLine $_.Id) -join ' ') -like "*$Store*"
-    }
-}
-
-function Get-ForeignVmCount {
-    <# QEMU processes on the machine that are not this benchmark's (other users' VMs, test suites): noise. #>
-    @(Get-Process -Name 'qemu-system-*' -ErrorAction Ignore | Where-Object {
-        ((Get-ProcessCommandLine $_.Id) -join ' ') -notlike "*$script:Store*"
-    }).Count
-}
-
-function Invoke-Native {
-    param([string] $Command, [string[]] $Arguments)
-    $output = & $Command @Arguments 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "'$Command $($Arguments -join ' ')' failed with exit code ${LASTEXITCODE}: $output" }
 }
 
 function Get-FileBytes {
@@ -176,60 +144,6 @@ function Measure-FsyncWriteMs {
 #endregion
 
 #region raw QEMU: process, unix sockets, QMP, agent
-
-function Start-RawQemu {
-    <# Spawns QEMU with $Arguments; the process is tracked for the final cleanup. #>
-    param([string[]] $Arguments)
-    $psi = [Diagnostics.ProcessStartInfo]::new($script:Qemu)
-    $psi.UseShellExecute = $false
-    $psi.RedirectStandardInput = $true
-    $psi.RedirectStandardOutput = $true
-    $psi.RedirectStandardError = $true
-    foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
-    $process = [Diagnostics.Process]::Start($psi)
-    $script:RawProcesses.Add($process)
-    [pscustomobject]@{
-        Process = $process
-        Stderr  = $process.StandardError.ReadToEndAsync()
-        Stdout  = $process.StandardOutput.ReadToEndAsync()
-    }
-}
-
-function Stop-RawQemu {
-    param($Raw)
-    if (-not $Raw) { return }
-    $p = $Raw.Process
-    try { if (-not $p.HasExited) { $p.Kill() } } catch [InvalidOperationException] { }
-    $null = $p.WaitForExit(10000)
-    $null = $script:RawProcesses.Remove($p)
-    $p.Dispose()
-}
-
-function Get-RawExitText {
-    param($Raw)
-    $p = $Raw.Process
-    $err = if ($Raw.Stderr.IsCompleted) { $Raw.Stderr.Result.Trim() } else { '' }
-    "QEMU exited with code $($p.ExitCode): $err"
-}
-
-function Connect-UnixSocket {
-    <# Connects to a unix socket that QEMU is about to create, retrying every 5 ms. #>
-    param([string] $Path, $Raw, [double] $TimeoutSec = $BootTimeoutSec)
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    while ($true) {
-        if ($Raw.Process.HasExited) { throw "$(Get-RawExitText $Raw) (before '$Path' accepted connections)" }
-        if ($sw.Elapsed.TotalSeconds -gt $TimeoutSec) { throw "'$Path' accepted no connection within $TimeoutSec s." }
-        $s = [Net.Sockets.Socket]::new([Net.Sockets.AddressFamily]::Unix, [Net.Sockets.SocketType]::Stream, [Net.Sockets.ProtocolType]::Unspecified)
-        try {
-            $s.Connect([Net.Sockets.UnixDomainSocketEndPoint]::new($Path))
-            return $s
-        }
-        catch [Net.Sockets.SocketException] {
-            $s.Dispose()
-            Start-Sleep -Milliseconds 5
-        }
-    }
-}
 
 function Read-QmpMessage {
     <# The next JSON line from QMP (blocking up to $TimeoutSec). #>
@@ -276,7 +190,7 @@ function Invoke-RawQmp {
 function Connect-RawQmp {
     <# Connects to QEMU's QMP socket, reads the greeting and negotiates capabilities. #>
     param([string] $Path, $Raw, [Diagnostics.Stopwatch] $Clock)
-    $socket = Connect-UnixSocket -Path $Path -Raw $Raw
+    $socket = Connect-UnixSocket -Path $Path -Raw $Raw -TimeoutSec $BootTimeoutSec
     $qmp = [pscustomobject]@{
         Socket  = $socket
         Pending = [Text.StringBuilder]::new()
@@ -292,40 +206,6 @@ function Connect-RawQmp {
 }
 
 function Get-RawQmpStatus { param($Qmp) (Invoke-RawQmp $Qmp 'query-status').status }
-
-function Wait-AgentPong {
-    <#
-    Sends 'ping N' every ~50 ms on a connected agent socket (they queue in QEMU until the guest reads
-    its port) until a 'pong N' comes back; returns the number of pings sent and the token answered.
-    #>
-    param([Net.Sockets.Socket] $Socket, $Raw, [double] $TimeoutSec = $BootTimeoutSec, [int] $FirstToken = 1)
-    $sw = [Diagnostics.Stopwatch]::StartNew()
-    $buffer = [byte[]]::new(4096)
-    $pending = ''
-    $token = $FirstToken - 1
-    $sent = 0
-    while ($true) {
-        if ($Raw.Process.HasExited) { throw "$(Get-RawExitText $Raw) (before the guest answered)" }
-        if ($sw.Elapsed.TotalSeconds -gt $TimeoutSec) { throw "The raw guest did not answer a ping within $TimeoutSec s." }
-        $token++
-        $sent++
-        $null = $Socket.Send([Text.Encoding]::UTF8.GetBytes("ping $token`n"))
-        $next = $sw.Elapsed.TotalMilliseconds + $PingIntervalMs
-        while (($remaining = $next - $sw.Elapsed.TotalMilliseconds) -gt 0) {
-            if (-not $Socket.Poll([int]($remaining * 1000), [Net.Sockets.SelectMode]::SelectRead)) { continue }
-            $got = $Socket.Receive($buffer)
-            if ($got -eq 0) { throw 'QEMU closed the agent socket.' }
-            $pending += [Text.Encoding]::UTF8.GetString($buffer, 0, $got)
-            while (($nl = $pending.IndexOf("`n")) -ge 0) {
-                $line = $pending.Substring(0, $nl).TrimEnd("`r")
-                $pending = $pending.Substring($nl + 1)
-                if ($line -match '^pong (\d+)$' -and [int]$Matches[1] -ge $FirstToken) {
-                    return [pscustomobject]@{ Sent = $sent; Token = [int]$Matches[1]; LastToken = $token }
-                }
-            }
-        }
-    }
-}
 
 function ConvertTo-RawArguments {
     <# The module's QEMU arguments with its VM folder replaced by $RawDir and the VM name by 'raw'. #>
@@ -353,52 +233,6 @@ function ConvertTo-ComparableArguments {
 #endregion
 
 #region module helpers
-
-function Read-HostLogTimeline {
-    <# The host.log events of one VM, in ms since $Start (UTC). #>
-    param([string] $Path, [DateTimeOffset] $Start)
-    $events = [ordered]@{
-        hostStarted     = '^MacVm\.Host '
-        qemuStarted     = '^QEMU started'
-        qmpConnected    = '^QMP connected'
-        migrationSetup  = '^QMP event MIGRATION .*"setup"'
-        resumed         = '^QMP event RESUME'
-        stateLoaded     = '^Machine state loaded'
-        agentPortOpened = '^QMP event VSERPORT_CHANGE .*"open":\s*true'
-        firstConsoleOutput = '^First console output'
-        agentAnswered   = '^Guest agent answered'
-        clockSet        = '^Guest clock set'
-        restoreFailed   = '^Restore failed'
-    }
-    $timeline = [ordered]@{}
-    foreach ($line in Get-Content $Path -ErrorAction Ignore) {
-        if ($line -notmatch '^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (.*)$') { continue }
-        $at = [DateTimeOffset]::Parse($Matches[1], [Globalization.CultureInfo]::InvariantCulture)
-        $message = $Matches[2]
-        foreach ($key in $events.Keys) {
-            if (-not $timeline.Contains($key) -and $message -match $events[$key]) { $timeline[$key] = [math]::Round(($at - $Start).TotalMilliseconds, 1) }
-        }
-    }
-    $timeline
-}
-
-function Wait-ModulePong {
-    <# Test-MacVmGuest retried every 50 ms until the first pong; returns the ping and the number of attempts. #>
-    param([string] $Name, [Diagnostics.Stopwatch] $Clock)
-    $attempts = 0
-    while ($true) {
-        $attempts++
-        try {
-            $ping = Test-MacVmGuest -Name $Name -ErrorAction Stop
-            return [pscustomobject]@{ Ping = $ping; Attempts = $attempts; AtMs = $Clock.Elapsed.TotalMilliseconds }
-        }
-        catch {
-            $state = (Get-MacVm -Name $Name -ErrorAction Ignore).State
-            if ($state -ne 'Running' -or $Clock.Elapsed.TotalSeconds -gt $BootTimeoutSec) { throw "The guest of VM '$Name' did not answer (VM $state): $_" }
-            Start-Sleep -Milliseconds 50
-        }
-    }
-}
 
 function Get-QemuArgumentsOf {
     <# The arguments of a module VM's QEMU (from /proc), without the executable. #>
@@ -428,7 +262,7 @@ function Invoke-RawRestore {
         $sw = [Diagnostics.Stopwatch]::StartNew()
         Invoke-Native $script:QemuImg @('create', '-q', '-f', 'qcow2', '-b', $script:SnapshotDisk, '-F', 'qcow2', $overlay)
         $overlayMs = $sw.Elapsed.TotalMilliseconds
-        $raw = Start-RawQemu $arguments
+        $raw = Start-RawQemu -Qemu $script:Qemu -Arguments $arguments -Tracker $script:RawProcesses
         $spawnMs = $sw.Elapsed.TotalMilliseconds
         $qmp = Connect-RawQmp -Path (Join-Path $dir 'qmp.sock') -Raw $raw -Clock $sw
         $qmpMs = $sw.Elapsed.TotalMilliseconds
@@ -450,9 +284,9 @@ function Invoke-RawRestore {
         $loadedMs = $sw.Elapsed.TotalMilliseconds
         $null = Invoke-RawQmp $qmp 'cont'
         $contMs = $sw.Elapsed.TotalMilliseconds
-        $agent = Connect-UnixSocket -Path (Join-Path $dir 'agent.sock') -Raw $raw
+        $agent = Connect-UnixSocket -Path (Join-Path $dir 'agent.sock') -Raw $raw -TimeoutSec $BootTimeoutSec
         $agentMs = $sw.Elapsed.TotalMilliseconds
-        $pong = Wait-AgentPong -Socket $agent -Raw $raw
+        $pong = Wait-AgentPong -Socket $agent -Raw $raw -TimeoutSec $BootTimeoutSec -PingIntervalMs $PingIntervalMs
         $pongMs = $sw.Elapsed.TotalMilliseconds
         $qemuCpu = Get-ProcCpuMs $raw.Process.Id
         $cloneBytes = Get-FileBytes $overlay
@@ -474,7 +308,7 @@ function Invoke-RawRestore {
     finally {
         if ($agent) { $agent.Dispose() }
         if ($qmp) { $qmp.Socket.Dispose() }
-        Stop-RawQemu $raw
+        Stop-RawQemu $raw -Tracker $script:RawProcesses
         Remove-Item -Recurse -Force $dir -ErrorAction Ignore
     }
 }
@@ -488,7 +322,7 @@ function Invoke-ModuleRestore {
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $vm = Restore-MacVmSnapshot -SnapshotName $SnapshotName -Name $Name -NoFallback -ErrorAction Stop
         $restoreMs = $sw.Elapsed.TotalMilliseconds
-        $pong = Wait-ModulePong -Name $Name -Clock $sw
+        $pong = Wait-ModulePong -Name $Name -Clock $sw -TimeoutSec $BootTimeoutSec
         $pongMs = $pong.AtMs
         if ($vm.Status.RestoredFrom -ne $SnapshotName) { throw "VM '$Name' was not restored from '$SnapshotName' (RestoredFrom '$($vm.Status.RestoredFrom)'; fallback: $($vm.Status.RestoreFallbackReason))." }
         $hostCpu = Get-ProcCpuMs $vm.HostProcessId
@@ -501,13 +335,11 @@ function Invoke-ModuleRestore {
         # The host writes its last lines (agent answered, clock set) a moment after the pong, at most.
         Start-Sleep -Milliseconds 150
         $hostLog = Join-Path $vm.Path 'host.log'
-        $timeline = Read-HostLogTimeline -Path $hostLog -Start $startUtc
+        $timeline = Read-HostLogTimeline -Path $hostLog -Start $startUtc -Events $HostLogEvents
         $timeline['restoreReturned'] = [math]::Round($restoreMs, 1)
         $timeline['pong'] = [math]::Round($pongMs, 1)
         if ($KeepHostLog) { Copy-Item $hostLog $script:HostLogCopy -Force }
-        $sw.Restart()
-        Remove-MacVm -Name $Name -Force -Confirm:$false -ErrorAction Stop
-        $removeMs = $sw.Elapsed.TotalMilliseconds
+        $removeMs = Measure-VmRemoval -Name $Name
         $vm = $null
         [ordered]@{
             pongMs         = [math]::Round($pongMs, 1)
@@ -539,13 +371,13 @@ function Invoke-ModuleParallelRestore {
         # Disk used by each clone before anything is asked of its guest.
         $disks = @($vms | ForEach-Object { Get-FileBytes (Join-Path $_.Path 'disk.qcow2') })
         $pongs = [ordered]@{}
-        foreach ($vm in $vms) { $pongs[$vm.Name] = [math]::Round((Wait-ModulePong -Name $vm.Name -Clock $sw).AtMs, 1) }
+        foreach ($vm in $vms) { $pongs[$vm.Name] = [math]::Round((Wait-ModulePong -Name $vm.Name -Clock $sw -TimeoutSec $BootTimeoutSec).AtMs, 1) }
         $allMs = $sw.Elapsed.TotalMilliseconds
         if ($vms.Count -ne $ParallelCount) { throw "Restore-MacVmSnapshot -Count $ParallelCount returned $($vms.Count) VMs." }
         foreach ($vm in $vms) { if ($vm.Status.RestoredFrom -ne $SnapshotName) { throw "VM '$($vm.Name)' was not restored from '$SnapshotName'." } }
         Start-Sleep -Milliseconds 150
         $timelines = [ordered]@{}
-        foreach ($vm in $vms) { $timelines[$vm.Name] = Read-HostLogTimeline -Path (Join-Path $vm.Path 'host.log') -Start $startUtc }
+        foreach ($vm in $vms) { $timelines[$vm.Name] = Read-HostLogTimeline -Path (Join-Path $vm.Path 'host.log') -Start $startUtc -Events $HostLogEvents }
         $sw.Restart()
         $vms | Remove-MacVm -Force -Confirm:$false -ErrorAction Stop
         $removeMs = $sw.Elapsed.TotalMilliseconds
@@ -574,8 +406,8 @@ function Invoke-ModuleBoot {
         $sw = [Diagnostics.Stopwatch]::StartNew()
         $vm = New-MacVm -Name $Name -Image tiny -Accelerator Tcg -ErrorAction Stop
         $newMs = $sw.Elapsed.TotalMilliseconds
-        $pong = Wait-ModulePong -Name $Name -Clock $sw
-        $timeline = Read-HostLogTimeline -Path (Join-Path $vm.Path 'host.log') -Start $startUtc
+        $pong = Wait-ModulePong -Name $Name -Clock $sw -TimeoutSec $BootTimeoutSec
+        $timeline = Read-HostLogTimeline -Path (Join-Path $vm.Path 'host.log') -Start $startUtc -Events $HostLogEvents
         Remove-MacVm -Name $Name -Force -Confirm:$false -ErrorAction Stop
         $vm = $null
         [ordered]@{
@@ -598,10 +430,10 @@ function Start-RawSaver {
     Invoke-Native $script:QemuImg @('create', '-q', '-f', 'qcow2', '-b', $script:ImageDisk, '-F', 'qcow2', $overlay)
     $arguments = ConvertTo-RawArguments $script:ModuleRestoreArguments $script:ModuleRestoreDir $dir -NoIncoming
     $sw = [Diagnostics.Stopwatch]::StartNew()
-    $raw = Start-RawQemu $arguments
+    $raw = Start-RawQemu -Qemu $script:Qemu -Arguments $arguments -Tracker $script:RawProcesses
     $qmp = Connect-RawQmp -Path (Join-Path $dir 'qmp.sock') -Raw $raw -Clock $sw
-    $agent = Connect-UnixSocket -Path (Join-Path $dir 'agent.sock') -Raw $raw
-    $pong = Wait-AgentPong -Socket $agent -Raw $raw
+    $agent = Connect-UnixSocket -Path (Join-Path $dir 'agent.sock') -Raw $raw -TimeoutSec $BootTimeoutSec
+    $pong = Wait-AgentPong -Socket $agent -Raw $raw -TimeoutSec $BootTimeoutSec -PingIntervalMs $PingIntervalMs
     [pscustomobject]@{ Dir = $dir; Raw = $raw; Qmp = $qmp; Agent = $agent; NextToken = $pong.LastToken + 1; Generation = 0; BootMs = $sw.Elapsed.TotalMilliseconds }
 }
 
@@ -638,7 +470,7 @@ function Invoke-RawSave {
     $totalMs = $sw.Elapsed.TotalMilliseconds
     $size = (Get-Item $state).Length
     # The guest goes on (untimed check), and the scratch state goes away.
-    $pong = Wait-AgentPong -Socket $Saver.Agent -Raw $Saver.Raw -TimeoutSec 30 -FirstToken $Saver.NextToken
+    $pong = Wait-AgentPong -Socket $Saver.Agent -Raw $Saver.Raw -TimeoutSec 30 -FirstToken $Saver.NextToken -PingIntervalMs $PingIntervalMs
     $Saver.NextToken = $pong.LastToken + 1
     Remove-Item $state -Force
     [ordered]@{
@@ -668,7 +500,7 @@ function Invoke-ModuleSave {
     $saveMs = $sw.Elapsed.TotalMilliseconds
     if (-not $snapshot) { throw "Save-MacVm -PassThru returned no snapshot for '$name'." }
     $state = @($snapshot.Files | Where-Object Role -eq 'state')[0]
-    $null = Wait-ModulePong -Name $Vm -Clock ([Diagnostics.Stopwatch]::StartNew())
+    $null = Wait-ModulePong -Name $Vm -Clock ([Diagnostics.Stopwatch]::StartNew()) -TimeoutSec $BootTimeoutSec
     Remove-MacVmSnapshot -Name $name -Force -Confirm:$false -ErrorAction Stop
     [ordered]@{
         saveMs     = [math]::Round($saveMs, 1)
@@ -695,19 +527,12 @@ try {
     $script:HostLogCopy = [IO.Path]::ChangeExtension($OutFile, $null).TrimEnd('.') + '-restore-host.log'
     $null = New-Item -ItemType Directory -Force -Path (Split-Path -Parent $OutFile)
     $meta = Get-Content -Raw (Join-Path $GuestDir 'guest.json') | ConvertFrom-Json
-    $guest = [pscustomobject]@{
-        Kernel      = Join-Path $GuestDir $meta.kernel
-        Initrd      = Join-Path $GuestDir $meta.initrd
-        Disk        = Join-Path $GuestDir $meta.disk
-        CommandLine = $meta.cmdline
-    }
+    $guest = Get-TestGuest -GuestDir $GuestDir -Meta $meta
     $script:Qemu = (Get-Command qemu-system-x86_64 -CommandType Application).Source | Select-Object -First 1
     $script:QemuImg = (Get-Command qemu-img -CommandType Application).Source | Select-Object -First 1
     $zstd = (Get-Command zstd -CommandType Application -ErrorAction Ignore).Source | Select-Object -First 1
     if (-not $zstd) { throw "zstd is not installed (apt-get install zstd): it is needed for the compressed-state figures." }
-    $script:ClockTicks = [int](& getconf CLK_TCK)
-    $script:Store = Join-Path '/tmp' ('macvm-bench-' + [IO.Path]::GetRandomFileName().Replace('.', '').Substring(0, 6))
-    $null = New-Item -ItemType Directory -Path $script:Store
+    $script:Store = New-ScratchStore
     $env:MACVM_HOME = $script:Store
     Import-Module $ModulePath -Force
     $module = Get-Module MacVm
@@ -715,14 +540,14 @@ try {
         -KernelCommandLine $guest.CommandLine -GuestAgent -ReadyMarker 'MACVM-GUEST-READY'
     $script:ImageDisk = Join-Path $image.Path $image.Disk
 
-    $loadBefore = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
+    $loadBefore = Get-LoadAverage
     Write-Host "MacVm snapshot benchmarks: $Runs rounds, module $($module.Version) from $ModulePath, store $script:Store"
-    Write-Host "  $([Environment]::ProcessorCount) CPUs, load average $loadBefore, $(Get-ForeignVmCount) other QEMU processes; $((& $script:Qemu --version | Select-Object -First 1))"
+    Write-Host "  $([Environment]::ProcessorCount) CPUs, load average $loadBefore, $(Get-ForeignVmCount -Store $script:Store) other QEMU processes; $((& $script:Qemu --version | Select-Object -First 1))"
 
     # The snapshot every restore uses: a cold-booted guest, saved once its agent answered, then stopped.
     Write-Host "== Snapshot '$SnapshotName' of a freshly booted guest"
     $src = New-MacVm -Name src -Image tiny -Accelerator Tcg -ErrorAction Stop
-    $null = Wait-ModulePong -Name src -Clock ([Diagnostics.Stopwatch]::StartNew())
+    $null = Wait-ModulePong -Name src -Clock ([Diagnostics.Stopwatch]::StartNew()) -TimeoutSec $BootTimeoutSec
     $base = Save-MacVm -Name src -SnapshotName $SnapshotName -Stop -PassThru -ErrorAction Stop
     $script:StateFile = Join-Path $base.Path 'state.bin'
     $script:SnapshotDisk = Join-Path $base.Path 'disk.qcow2'
@@ -743,7 +568,7 @@ try {
     Write-Host "== Restore rounds (raw, raw via zstd, module, module x$ParallelCount, cold boot)"
     $rounds = [Collections.Generic.List[object]]::new()
     for ($i = 1; $i -le $Runs; $i++) {
-        $round = [ordered]@{ round = $i; foreignQemuAtStart = Get-ForeignVmCount; loadAverage = (Get-Content /proc/loadavg).Split(' ')[0] }
+        $round = [ordered]@{ round = $i; foreignQemuAtStart = Get-ForeignVmCount -Store $script:Store; loadAverage = (Get-Content /proc/loadavg).Split(' ')[0] }
         $round.rawRestore = Invoke-RawRestore -Label "r$i"
         $round.rawZstdRestore = Invoke-RawRestore -Label "z$i" -Zstd
         $round.sha256Ms = [math]::Round((Measure-Sha256Ms @($script:StateFile, $script:SnapshotDisk)), 1)
@@ -758,7 +583,7 @@ try {
 
     Write-Host '== Save rounds (raw QMP, then Save-MacVm), a module VM and a raw VM running'
     $saver = New-MacVm -Name saver -Image tiny -Accelerator Tcg -ErrorAction Stop
-    $null = Wait-ModulePong -Name saver -Clock ([Diagnostics.Stopwatch]::StartNew())
+    $null = Wait-ModulePong -Name saver -Clock ([Diagnostics.Stopwatch]::StartNew()) -TimeoutSec $BootTimeoutSec
     $saverArguments = Get-QemuArgumentsOf $saver
     $rawSaver = Start-RawSaver
     $restoreComparable = ConvertTo-ComparableArguments @($script:ModuleRestoreArguments | Select-Object -SkipLast 2) $script:ModuleRestoreDir
@@ -768,7 +593,7 @@ try {
     $warm.moduleSave = Invoke-ModuleSave -Vm saver -Label 'warm'
     $saves = [Collections.Generic.List[object]]::new()
     for ($i = 1; $i -le $Runs; $i++) {
-        $pair = [ordered]@{ round = $i; foreignQemuAtStart = Get-ForeignVmCount }
+        $pair = [ordered]@{ round = $i; foreignQemuAtStart = Get-ForeignVmCount -Store $script:Store }
         $pair.raw = Invoke-RawSave -Saver $rawSaver -Label "$i"
         $pair.module = Invoke-ModuleSave -Vm saver -Label "$i"
         $saves.Add($pair)
@@ -778,7 +603,7 @@ try {
     Remove-MacVm -Name saver -Force -Confirm:$false
     $rawSaver.Agent.Dispose()
     $rawSaver.Qmp.Socket.Dispose()
-    Stop-RawQemu $rawSaver.Raw
+    Stop-RawQemu $rawSaver.Raw -Tracker $script:RawProcesses
     $rawSaver = $null
 
     Write-Host '== Sizes, compression, host start-up'
@@ -813,7 +638,7 @@ try {
         $hostHelpMs.Add($sw.Elapsed.TotalMilliseconds)
         $fsyncMs.Add((Measure-FsyncWriteMs $script:Store))
     }
-    $loadAfter = (Get-Content /proc/loadavg).Split(' ')[0..2] -join ' '
+    $loadAfter = Get-LoadAverage
 
     # Figures.
     $rawRestore = Get-Stats @($rounds | ForEach-Object { $_.rawRestore.pongMs })
@@ -873,16 +698,7 @@ try {
         benchmark     = 'snapshots'
         timestampUtc  = [DateTimeOffset]::UtcNow.ToString('o')
         runs          = $Runs
-        machine       = [ordered]@{
-            processorCount   = [Environment]::ProcessorCount
-            kernel           = (Get-Content /proc/sys/kernel/osrelease)
-            loadAverageStart = $loadBefore
-            loadAverageEnd   = $loadAfter
-            qemu             = (& $script:Qemu --version | Select-Object -First 1)
-            zstd             = (& $zstd --version)
-            pwsh             = "$($PSVersionTable.PSVersion)"
-            dotnet           = [Runtime.InteropServices.RuntimeInformation]::FrameworkDescription
-        }
+        machine       = Get-MachineInfo -LoadAverageStart $loadBefore -LoadAverageEnd $loadAfter -Qemu $script:Qemu -Extra ([ordered]@{ zstd = (& $zstd --version) })
         module        = [ordered]@{ path = $ModulePath; version = "$($module.Version)" }
         guest         = [ordered]@{ dir = $GuestDir; kernelRelease = $meta.kernelRelease; cmdline = $meta.cmdline; memoryMB = 256; accelerator = 'tcg' }
         # The raw QEMUs ran with the module's arguments (captured from a restored VM's QEMU); this says whether a cold-booted VM's are the same minus '-incoming defer'.
@@ -965,24 +781,22 @@ try {
     }
 
     # The table.
-    $verdict = { param($pass) if ($pass) { 'PASS' } else { 'MISS' } }
-    $range = { param($s, $unit, $fmt) "{0:$fmt} $unit ({1:$fmt}–{2:$fmt})" -f $s.median, $s.min, $s.max }
     $mb = { param([long] $b) '{0:0.00} MB' -f ($b / 1MB) }
     $table = @(
-        [pscustomobject]@{ Figure = 'Restore → pong, raw QEMU'; Value = (& $range $rawRestore 'ms' '0'); Target = '(baseline)'; Result = '' }
-        [pscustomobject]@{ Figure = 'Restore → pong, module'; Value = (& $range $modRestore 'ms' '0'); Target = "≤ $RestoreRatioTarget × raw"; Result = ('{0:0.000}× {1}' -f $restoreRatio, (& $verdict $results.restore.pass)) }
-        [pscustomobject]@{ Figure = '  (per-round ratio module/raw)'; Value = (& $range $restorePairs '×' '0.000'); Target = ''; Result = '' }
-        [pscustomobject]@{ Figure = 'Cold boot → pong, module'; Value = (& $range $cold 'ms' '0'); Target = "restore ≥ $ColdBootSpeedupTarget× faster"; Result = ('{0:0.00}× {1}' -f $speedup, (& $verdict $results.coldBoot.pass)) }
-        [pscustomobject]@{ Figure = 'Save, raw QMP (stop → cont)'; Value = (& $range $rawSave 'ms' '0'); Target = '(baseline)'; Result = '' }
-        [pscustomobject]@{ Figure = 'Save-MacVm'; Value = (& $range $modSave 'ms' '0'); Target = "≤ $SaveRatioTarget × raw"; Result = ('{0:0.000}× {1}' -f $saveRatio, (& $verdict $results.save.pass)) }
-        [pscustomobject]@{ Figure = '  (guest paused, module host)'; Value = $(if ($results.save.modulePausedMs.median) { & $range $results.save.modulePausedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
-        [pscustomobject]@{ Figure = '  (cmdlet → host save returned)'; Value = $(if ($results.save.moduleHostReturnedMs.median) { & $range $results.save.moduleHostReturnedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
-        [pscustomobject]@{ Figure = "$ParallelCount restores in parallel → all pong"; Value = (& $range $par 'ms' '0'); Target = "≤ $ParallelRatioTarget × one"; Result = ('{0:0.000}× {1}' -f $parRatio, (& $verdict $results.parallel.pass)) }
-        [pscustomobject]@{ Figure = 'Disk per clone (allocated)'; Value = ('{0:0} KB (max {1:0} KB)' -f $cloneStats.median, ($cloneMaxBytes / 1KB)); Target = '≤ 2 MB'; Result = (& $verdict $results.parallel.cloneDiskPass) }
+        [pscustomobject]@{ Figure = 'Restore → pong, raw QEMU'; Value = (Format-Range $rawRestore 'ms' '0'); Target = '(baseline)'; Result = '' }
+        [pscustomobject]@{ Figure = 'Restore → pong, module'; Value = (Format-Range $modRestore 'ms' '0'); Target = "≤ $RestoreRatioTarget × raw"; Result = ('{0:0.000}× {1}' -f $restoreRatio, (Format-Verdict $results.restore.pass)) }
+        [pscustomobject]@{ Figure = '  (per-round ratio module/raw)'; Value = (Format-Range $restorePairs '×' '0.000'); Target = ''; Result = '' }
+        [pscustomobject]@{ Figure = 'Cold boot → pong, module'; Value = (Format-Range $cold 'ms' '0'); Target = "restore ≥ $ColdBootSpeedupTarget× faster"; Result = ('{0:0.00}× {1}' -f $speedup, (Format-Verdict $results.coldBoot.pass)) }
+        [pscustomobject]@{ Figure = 'Save, raw QMP (stop → cont)'; Value = (Format-Range $rawSave 'ms' '0'); Target = '(baseline)'; Result = '' }
+        [pscustomobject]@{ Figure = 'Save-MacVm'; Value = (Format-Range $modSave 'ms' '0'); Target = "≤ $SaveRatioTarget × raw"; Result = ('{0:0.000}× {1}' -f $saveRatio, (Format-Verdict $results.save.pass)) }
+        [pscustomobject]@{ Figure = '  (guest paused, module host)'; Value = $(if ($results.save.modulePausedMs.median) { Format-Range $results.save.modulePausedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
+        [pscustomobject]@{ Figure = '  (cmdlet → host save returned)'; Value = $(if ($results.save.moduleHostReturnedMs.median) { Format-Range $results.save.moduleHostReturnedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
+        [pscustomobject]@{ Figure = "$ParallelCount restores in parallel → all pong"; Value = (Format-Range $par 'ms' '0'); Target = "≤ $ParallelRatioTarget × one"; Result = ('{0:0.000}× {1}' -f $parRatio, (Format-Verdict $results.parallel.pass)) }
+        [pscustomobject]@{ Figure = 'Disk per clone (allocated)'; Value = ('{0:0} KB (max {1:0} KB)' -f $cloneStats.median, ($cloneMaxBytes / 1KB)); Target = '≤ 2 MB'; Result = (Format-Verdict $results.parallel.cloneDiskPass) }
         [pscustomobject]@{ Figure = 'Snapshot state.bin'; Value = ('{0} apparent, {1} allocated' -f (& $mb $stateBytes.apparentBytes), (& $mb $stateBytes.allocatedBytes)); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = 'Snapshot disk.qcow2'; Value = ('{0} apparent, {1} allocated, {2} links' -f (& $mb $diskBytes.apparentBytes), (& $mb $diskBytes.allocatedBytes), $diskBytes.links); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = 'state.bin, zstd -1'; Value = ('{0} ({1:0.0}×), compress {2:0} ms, decompress {3:0} ms (cat {4:0} ms)' -f (& $mb $zstdBytes), $results.snapshotSize.zstdRatio, $results.snapshotSize.zstdCompressMs.median, $results.snapshotSize.zstdDecompressMs.median, $results.snapshotSize.catStateMs.median); Target = ''; Result = '' }
-        [pscustomobject]@{ Figure = 'Restore → pong, raw via zstd -dc'; Value = (& $range $rawZstd 'ms' '0'); Target = '(reference)'; Result = '' }
+        [pscustomobject]@{ Figure = 'Restore → pong, raw via zstd -dc'; Value = (Format-Range $rawZstd 'ms' '0'); Target = '(reference)'; Result = '' }
     )
     Write-Host ''
     $table | Format-Table -AutoSize -Wrap | Out-String -Width 220 | Write-Host
@@ -1015,22 +829,9 @@ finally {
         if ($rawSaver) {
             try { $rawSaver.Agent.Dispose(); $rawSaver.Qmp.Socket.Dispose() } catch { }
         }
-        try {
-            if (Get-Command Get-MacVm -ErrorAction Ignore) {
-                Get-MacVm -ErrorAction Ignore | Remove-MacVm -Force -Confirm:$false -ErrorAction Continue
-                Get-MacVmSnapshot -ErrorAction Ignore | Remove-MacVmSnapshot -Force -Confirm:$false -ErrorAction Continue
-            }
-        }
-        catch { Write-Host "Removing the VMs and snapshots failed: $_" }
-        foreach ($p in @($script:RawProcesses)) {
-            try { if (-not $p.HasExited) { $p.Kill(); $null = $p.WaitForExit(5000) } } catch { Write-Host "Killing raw QEMU failed: $_" }
-        }
-        $leftovers = @(Get-ScratchProcess -Store $script:Store)
-        if ($leftovers.Count -gt 0) {
-            Write-Host "Left-over VM processes (killed now): $(($leftovers | ForEach-Object { "$($_.ProcessName) $($_.Id)" }) -join ', ')"
-            $leftovers | Stop-Process -Force -ErrorAction Ignore
-            $exitCode = 1
-        }
+        Remove-ScratchVm -Snapshots
+        $leftovers = @(Stop-ScratchProcess -Store $script:Store -Tracker $script:RawProcesses -ProcessName $ScratchProcessNames)
+        if ($leftovers.Count -gt 0) { $exitCode = 1 }
         Remove-Item -Recurse -Force $script:Store -ErrorAction Ignore
         if (Test-Path $script:Store) { Write-Host "Could not remove the scratch store $script:Store."; $exitCode = 1 }
     }
