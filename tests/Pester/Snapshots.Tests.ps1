@@ -149,6 +149,18 @@ Describe 'Damaged snapshots' {
     }
 }
 
+Describe 'Missing snapshots' {
+    It 'are a non-terminating ObjectNotFound error per name, for Get and Remove alike' {
+        $found = Get-MacVmSnapshot -Name nosuch, base -ErrorVariable errs -ErrorAction SilentlyContinue
+        $found.Name | Should -Be 'base'
+        $errs[0].FullyQualifiedErrorId | Should -Be 'GetMacVmSnapshotSnapshotNotFound,MacVm.Cmdlets.Commands.GetMacVmSnapshotCommand'
+        $errs[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        Remove-MacVmSnapshot -Name nosuch -Force -ErrorVariable rerrs -ErrorAction SilentlyContinue
+        $rerrs[0].FullyQualifiedErrorId | Should -Be 'RemoveMacVmSnapshotSnapshotNotFound,MacVm.Cmdlets.Commands.RemoveMacVmSnapshotCommand'
+        $rerrs[0].Exception.Message | Should -BeLike "*No snapshot named 'nosuch'*Get-MacVmSnapshot*"
+    }
+}
+
 Describe 'Snapshots are files' {
     It 'are listed by a new pwsh session' {
         $pwsh = Join-Path $PSHOME 'pwsh'

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using MacVm.Engine.Operations;
 using MacVm.Cmdlets.Infrastructure;
 
 namespace MacVm.Cmdlets.Commands;
@@ -18,7 +19,7 @@ public sealed class GetMacVmCommand : MacVmCmdlet
     protected override void ProcessRecord()
     {
         var (names, missing) = Vms.Resolve(Name);
-        WriteNotFound(missing);
+        WriteNotFound(missing, MacVmException.VmNotFound);
         foreach (var name in names)
             ForItem(name, () => WriteObject(RunEngine((_, ct) => Vms.GetAsync(name, ct))));
     }

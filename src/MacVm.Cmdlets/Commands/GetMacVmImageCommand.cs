@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using MacVm.Engine.Operations;
 using MacVm.Cmdlets.Infrastructure;
 
 namespace MacVm.Cmdlets.Commands;
@@ -18,7 +19,7 @@ public sealed class GetMacVmImageCommand : MacVmCmdlet
     protected override void ProcessRecord()
     {
         var (names, missing) = Images.Resolve(Name);
-        WriteNotFound(missing, images: true);
+        WriteNotFound(missing, MacVmException.ImageNotFound);
         foreach (var name in names)
             ForItem(name, () => WriteObject(Images.Get(name)));
     }

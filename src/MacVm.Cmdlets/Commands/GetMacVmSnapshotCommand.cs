@@ -24,12 +24,7 @@ public sealed class GetMacVmSnapshotCommand : MacVmCmdlet
     protected override void ProcessRecord()
     {
         var (names, missing) = Snapshots.Resolve(Name);
-        foreach (var name in missing)
-        {
-            var ex = new Engine.Operations.MacVmException(Engine.Operations.MacVmErrorKind.NotFound, "SnapshotNotFound",
-                $"No snapshot named '{name}' in the store '{Store.Root}'. Get-MacVmSnapshot lists the snapshots.", name);
-            WriteError(new ErrorRecord(ex, ErrorIdPrefix + ex.Problem, ErrorCategory.ObjectNotFound, name));
-        }
+        WriteNotFound(missing, Engine.Operations.MacVmException.SnapshotNotFound);
         var vmPatterns = VM?.Select(p => new WildcardPattern(p, WildcardOptions.IgnoreCase)).ToList();
         foreach (var name in names)
         {

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using MacVm.Engine.Operations;
 using MacVm.Cmdlets.Infrastructure;
 
 namespace MacVm.Cmdlets.Commands;
@@ -36,7 +37,7 @@ public sealed class RemoveMacVmImageCommand : MacVmCmdlet
         else
         {
             var (found, missing) = Images.Resolve(Name);
-            WriteNotFound(missing, images: true);
+            WriteNotFound(missing, MacVmException.ImageNotFound);
             names = found;
         }
         foreach (var name in names)

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using MacVm.Engine.Operations;
 using MacVm.Cmdlets.Infrastructure;
 
 namespace MacVm.Cmdlets.Commands;
@@ -36,9 +37,7 @@ public sealed class RemoveMacVmSnapshotCommand : MacVmCmdlet
         else
         {
             var (found, missing) = Snapshots.Resolve(Name);
-            foreach (var name in missing)
-                WriteError(new ErrorRecord(new ItemNotFoundException($"No snapshot named '{name}' in the store '{Store.Root}'. Get-MacVmSnapshot lists the snapshots."),
-                    ErrorIdPrefix + "SnapshotNotFound", ErrorCategory.ObjectNotFound, name));
+            WriteNotFound(missing, MacVmException.SnapshotNotFound);
             names = found;
         }
         foreach (var name in names)

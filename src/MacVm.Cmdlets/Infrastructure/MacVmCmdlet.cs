@@ -101,12 +101,12 @@ public abstract class MacVmCmdlet : PSCmdlet, IDisposable
         }
     }
 
-    /// <summary>Writes a VmNotFound error for each name that matched no VM.</summary>
-    protected void WriteNotFound(IEnumerable<string> missing, bool images = false)
+    /// <summary>Writes a NotFound error (ObjectNotFound) for each name that matched nothing of <paramref name="notFound"/>'s kind.</summary>
+    protected void WriteNotFound(IEnumerable<string> missing, Func<string, string, MacVmException> notFound)
     {
         foreach (var name in missing)
         {
-            var ex = images ? MacVmException.ImageNotFound(name, Store.Root) : MacVmException.VmNotFound(name, Store.Root);
+            var ex = notFound(name, Store.Root);
             WriteError(new ErrorRecord(ex, ErrorIdPrefix + ex.Problem, ErrorCategory.ObjectNotFound, name));
         }
     }

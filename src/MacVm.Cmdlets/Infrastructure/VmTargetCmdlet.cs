@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using MacVm.Engine.Operations;
 
 namespace MacVm.Cmdlets.Infrastructure;
 
@@ -37,7 +38,7 @@ public abstract class VmTargetCmdlet : MacVmCmdlet
         else
         {
             var (found, missing) = Vms.Resolve(Name);
-            WriteNotFound(missing);
+            WriteNotFound(missing, MacVmException.VmNotFound);
             names = found;
         }
         foreach (var name in names)

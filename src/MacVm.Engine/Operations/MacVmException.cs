@@ -49,6 +49,10 @@ public class MacVmException : Exception
     public static MacVmException VmNotFound(string name, string storeRoot) =>
         new(MacVmErrorKind.NotFound, "NotFound", $"No VM named '{name}' in the store '{storeRoot}'. Get-MacVm lists the VMs.", name);
 
+    /// <summary>A snapshot that does not exist.</summary>
+    public static MacVmException SnapshotNotFound(string name, string storeRoot) =>
+        new(MacVmErrorKind.NotFound, "SnapshotNotFound", $"No snapshot named '{name}' in the store '{storeRoot}'. Get-MacVmSnapshot lists the snapshots.", name);
+
     /// <summary>An image that does not exist.</summary>
     public static MacVmException ImageNotFound(string name, string storeRoot) =>
         new(MacVmErrorKind.NotFound, "ImageNotFound", $"No image named '{name}' in the store '{storeRoot}'. Get-MacVmImage lists the images; Import-MacVmImage adds one.", name);

@@ -48,8 +48,7 @@ public sealed class SnapshotManager
         try
         {
             return (NameRules.Check("snapshot", name) is null ? Store.ReadSnapshot(name) : null)
-                ?? throw new MacVmException(MacVmErrorKind.NotFound, "SnapshotNotFound",
-                    $"No snapshot named '{name}' in the store '{Store.Root}'. Get-MacVmSnapshot lists the snapshots.", name);
+                ?? throw MacVmException.SnapshotNotFound(name, Store.Root);
         }
         catch (InvalidDataException ex)
         {
