@@ -71,6 +71,67 @@ public interface IVirtualMachine : IAsyncDisposable
 
     /// <summary>Opens the byte stream of the guest agent channel.</summary>
     Task<Stream> ConnectGuestAgentAsync(CancellationToken ct);
+
+    /// <summary>
+    /// Changes what is behind the VM's one NIC while it runs (or before it starts). The guest never sees
+    /// a device change: the NIC, its MAC and its slot stay; only the far end of the cable changes.
+    /// </summary>
+    Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct);
+
+    /// <summary>
+    /// Serves the guest IP side channel until <paramref name="ct"/> is cancelled (Apple: vsock port 51011;
+    /// QEMU: a virtio-serial port). For each guest request the driver writes <see cref="IGuestIpResponder.CurrentReply"/>
+    /// as one line, and hands any acknowledgement the guest sends back to <see cref="IGuestIpResponder.Applied"/>.
+    /// </summary>
+    Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct);
+
+    /// <summary>Captures the display as it is now; works on a running or a paused VM.</summary>
+    Task<ScreenCapture> CaptureScreenAsync(CancellationToken ct);
+}
+
+/// <summary>What is behind the NIC, as the hypervisor sees it.</summary>
+public abstract record NicAttachment
+{
+    private NicAttachment() { }
+
+    /// <summary>Cable unplugged: the guest sees no carrier and no frame passes.</summary>
+    public sealed record Disconnected : NicAttachment;
+
+    /// <summary>The hypervisor's own NAT (QEMU user-mode networking, VZNATNetworkDeviceAttachment).</summary>
+    public sealed record Nat : NicAttachment;
+
+    /// <summary>
+    /// Frames pass through a datagram socket the host process holds (one datagram is one Ethernet frame, no prefix);
+    /// the host relays them to wherever the VM is connected. <paramref name="Socket"/> is the hypervisor's end.
+    /// </summary>
+    public sealed record HostSocket(System.Net.Sockets.Socket Socket) : NicAttachment;
+}
+
+/// <summary>The host's side of the guest IP protocol, as a driver's transport sees it.</summary>
+public interface IGuestIpResponder
+{
+    /// <summary>The one line to send now, without its newline: <c>wait</c>, or the IP configuration as JSON.</summary>
+    string CurrentReply();
+
+    /// <summary>The guest acknowledged a configuration; <paramref name="acknowledgement"/> is its line, without the newline.</summary>
+    void Applied(string acknowledgement);
+}
+
+/// <summary>One picture of a VM's display.</summary>
+/// <param name="Width">Pixels across.</param>
+/// <param name="Height">Pixels down.</param>
+/// <param name="Format">How <paramref name="Data"/> is encoded.</param>
+/// <param name="Data">The picture.</param>
+public sealed record ScreenCapture(int Width, int Height, ScreenCaptureFormat Format, byte[] Data);
+
+/// <summary>How a <see cref="ScreenCapture"/> is encoded.</summary>
+public enum ScreenCaptureFormat
+{
+    /// <summary>A PNG file's bytes (QEMU's screendump writes PNG itself).</summary>
+    Png,
+
+    /// <summary>Raw pixels, 4 bytes each, blue-green-red-alpha, rows top to bottom with no padding.</summary>
+    Bgra32,
 }
 
 /// <summary>How a hypervisor ended.</summary>

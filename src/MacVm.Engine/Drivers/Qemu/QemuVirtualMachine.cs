@@ -246,6 +246,16 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return new NetworkStream(socket, ownsSocket: true);
     }
 
+    // Placeholders until the network (issue 4) and screenshot (issue 5) work lands on this driver.
+    public Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct) =>
+        throw new NotSupportedException("Changing the network is not implemented for the QEMU driver yet.");
+
+    public Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct) =>
+        throw new NotSupportedException("The guest IP channel is not implemented for the QEMU driver yet.");
+
+    public Task<ScreenCapture> CaptureScreenAsync(CancellationToken ct) =>
+        throw new NotSupportedException("Screenshots are not implemented for the QEMU driver yet.");
+
     public async ValueTask DisposeAsync()
     {
         _stopping.Cancel();
