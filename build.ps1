@@ -116,18 +116,23 @@ Import-Module '$pester'
 "@
     $env:MACVM_MODULE = Join-Path $ModuleDir 'MacVm.psd1'
     $env:MACVM_GUEST_DIR = $GuestDir
+    $env:MACVM_TEST_RUN = $TestRun
     & (Get-PwshPath) -NoProfile -NonInteractive -Command $script | Out-Host
     if (-not (Test-Path $resultFile)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     Get-Content -Raw $resultFile | ConvertFrom-Json
 }
 
 function Get-LeftoverProcesses {
-    # Every test store lives under a folder named macvm-test-*: processes that mention one are the suite's.
+    # Every test store of this run lives in a folder named macvm-test-<run>-*: processes that mention one
+    # are this run's (another run on the same machine has its own name).
     Get-Process | Where-Object {
         $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host') -and
-        ((Get-Content -Raw "/proc/$($_.Id)/cmdline" -ErrorAction Ignore) -match 'macvm-test-')
+        ((Get-Content -Raw "/proc/$($_.Id)/cmdline" -ErrorAction Ignore) -match "macvm-test-$TestRun-")
     }
 }
+
+# Names this run's test stores; a short random word keeps socket paths short.
+$TestRun = [IO.Path]::GetRandomFileName().Substring(0, 5)
 
 switch ($Task) {
     'Build' { Invoke-Build }

@@ -69,7 +69,8 @@ BeforeAll {
 
     function New-ScratchStore {
         # Short on purpose: unix socket paths (vms/<name>/control.sock) are limited to 108 bytes.
-        $path = "/tmp/macvm-test-$([IO.Path]::GetRandomFileName().Replace('.', '').Substring(0, 8))"
+        $run = if ($env:MACVM_TEST_RUN) { "$($env:MACVM_TEST_RUN)-" } else { '' }
+        $path = "/tmp/macvm-test-$run$([IO.Path]::GetRandomFileName().Replace('.', '').Substring(0, 8))"
         $script:Stores.Add($path)
         $env:MACVM_HOME = $path
         $path

@@ -3,7 +3,9 @@
 
 function New-TestStore {
     <# Makes a scratch store under /tmp (short: unix socket paths are limited) and points $env:MACVM_HOME at it. #>
-    $path = Join-Path '/tmp' ("macvm-test-" + [IO.Path]::GetRandomFileName().Replace('.', ''))
+    # build.ps1 names its run (MACVM_TEST_RUN) so that its leftover-process check sees only its own VMs.
+    $run = if ($env:MACVM_TEST_RUN) { "$($env:MACVM_TEST_RUN)-" } else { '' }
+    $path = Join-Path '/tmp' ("macvm-test-$run" + [IO.Path]::GetRandomFileName().Replace('.', ''))
     $null = New-Item -ItemType Directory -Path $path
     $env:MACVM_HOME = $path
     $path
