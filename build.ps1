@@ -50,8 +50,11 @@ function Invoke-Build {
     if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
     $null = New-Item -ItemType Directory -Force $ModuleDir, (Join-Path $ModuleDir 'en-US')
     # The host and the engine with its dependencies go to lib/, loaded in their own load context.
+    # ReadyToRun for the runtime this pwsh runs on (and so the hosts it launches).
+    $hostFramework = if ([Environment]::Version.Major -ge 10) { 'net10.0' } else { 'net8.0' }
+    $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
-        '--no-self-contained', '-o', (Join-Path $ModuleDir 'lib'))
+        '-f', $hostFramework, '-r', $rid, '--no-self-contained', '-o', (Join-Path $ModuleDir 'lib'))
     $cmdletsOut = Join-Path $Root "src/MacVm.Cmdlets/bin/$Configuration/net8.0"
     $loaderOut = Join-Path $Root "src/MacVm.Cmdlets/Loader/bin/$Configuration/net8.0"
     Copy-Item (Join-Path $cmdletsOut 'MacVm.Cmdlets.dll'), (Join-Path $cmdletsOut 'MacVm.Cmdlets.pdb'), (Join-Path $loaderOut 'MacVm.Loader.dll') $ModuleDir

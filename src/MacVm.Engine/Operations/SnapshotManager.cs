@@ -99,7 +99,7 @@ public sealed class SnapshotManager
                     reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
                     var files = new List<SnapshotFile>();
                     foreach (var (file, role) in new[] { ("state.bin", "state"), ("disk.qcow2", "disk") })
-                        files.Add(await DescribeAsync(Path.Combine(staging, file), role, ct).ConfigureAwait(false));
+                        files.Add(await SnapshotIntegrity.DescribeAsync(Path.Combine(staging, file), role, ct).ConfigureAwait(false));
                     var snapshot = new MacVmSnapshot
                     {
                         Name = name,
@@ -111,6 +111,8 @@ public sealed class SnapshotManager
                         Files = files,
                     };
                     AtomicFile.WriteAllText(Path.Combine(staging, "snapshot.json"), ModelJson.Serialize(snapshot));
+                    // Just hashed: the first restore need not hash again (renaming the folder keeps the files' versions).
+                    SnapshotIntegrity.WriteStamp(staging, files);
                     try
                     {
                         Directory.Move(staging, final);
@@ -141,28 +143,6 @@ public sealed class SnapshotManager
         }
     }
 
-    private static async Task<SnapshotFile> DescribeAsync(string path, string role, CancellationToken ct)
-    {
-        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
-        var hash = await SHA256.HashDataAsync(f, ct).ConfigureAwait(false);
-        return new SnapshotFile(Path.GetFileName(path), role, f.Length, Convert.ToHexString(hash).ToLowerInvariant());
-    }
-
-    /// <summary>Checks every file against its recorded size and checksum; returns the files that do not match, in words.</summary>
-    public static async Task<IReadOnlyList<(SnapshotFile File, string Problem)>> VerifyAsync(MacVmSnapshot snapshot, CancellationToken ct)
-    {
-        var problems = new List<(SnapshotFile, string)>();
-        foreach (var file in snapshot.Files)
-        {
-            var path = Path.Combine(snapshot.Path!, file.Name);
-            if (!File.Exists(path)) { problems.Add((file, $"'{path}' is missing")); continue; }
-            var actual = await DescribeAsync(path, file.Role, ct).ConfigureAwait(false);
-            if (actual.SizeBytes != file.SizeBytes) problems.Add((file, $"'{path}' has {actual.SizeBytes} bytes, {file.SizeBytes} were saved"));
-            else if (actual.Sha256 != file.Sha256) problems.Add((file, $"'{path}' does not match its checksum"));
-        }
-        return problems;
-    }
-
     /// <summary>
     /// Makes new VMs from a snapshot and resumes them, in parallel. Files are checked first: a damaged
     /// state falls back to a cold boot of the saved disk with a warning (or fails with NoFallback);
@@ -172,7 +152,7 @@ public sealed class SnapshotManager
     {
         if (request.Count < 1) throw new ArgumentOutOfRangeException(nameof(request.Count), "Count must be at least 1.");
         var snapshot = Get(request.Snapshot);
-        var problems = await VerifyAsync(snapshot, ct).ConfigureAwait(false);
+        var problems = await SnapshotIntegrity.VerifyAsync(snapshot, ct).ConfigureAwait(false);
         if (problems.Any(p => p.File.Role != "state"))
             throw new MacVmException(MacVmErrorKind.Damaged, "SnapshotDamaged",
                 $"Snapshot '{snapshot.Name}' is damaged: {string.Join("; ", problems.Select(p => p.Problem))}. Its disk cannot be used; remove it with Remove-MacVmSnapshot.", snapshot.Name);

@@ -79,6 +79,28 @@ public static partial class Posix
     /// <summary>Starts a new session so the process survives its launching terminal.</summary>
     public static void DetachFromTerminal() => _ = setsid();
 
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    /// <summary>
+    /// On Linux, what identifies this version of a file's content without reading it: its inode, size and
+    /// change time (ctime). Every write, truncation, chmod or replacement moves the ctime, which the kernel
+    /// sets and no user can set back. Null elsewhere, or when the file cannot be examined.
+    /// </summary>
+    public static unsafe FileVersion? TryGetFileVersion(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        // struct statx is the same on every Linux architecture: 256 bytes, fixed offsets.
+        const int AtFdCwd = -100, StatxBasicStats = 0x7ff;
+        var buffer = stackalloc byte[256];
+        if (statx(AtFdCwd, path, 0, StatxBasicStats, buffer) != 0) return null;
+        var inode = *(ulong*)(buffer + 32);
+        var size = *(long*)(buffer + 40);
+        var ctime = *(long*)(buffer + 96) * 1_000_000_000L + *(uint*)(buffer + 104);
+        var mtime = *(long*)(buffer + 112) * 1_000_000_000L + *(uint*)(buffer + 120);
+        return new FileVersion(inode, size, ctime, mtime);
+    }
+
     /// <summary>
     /// On Linux, the command line of a process (arguments joined by spaces), or null if it is gone.
     /// Used to tell our own host processes from a reused pid.
@@ -95,3 +117,10 @@ public static partial class Posix
         catch (UnauthorizedAccessException) { return null; }
     }
 }
+
+/// <summary>One version of a file's content, as the file system identifies it (see <see cref="Posix.TryGetFileVersion"/>).</summary>
+/// <param name="Inode">The inode number.</param>
+/// <param name="Size">The size in bytes.</param>
+/// <param name="ChangeTimeNs">The status change time (ctime), in nanoseconds since 1970.</param>
+/// <param name="ModifyTimeNs">The modification time (mtime), in nanoseconds since 1970.</param>
+public readonly record struct FileVersion(ulong Inode, long Size, long ChangeTimeNs, long ModifyTimeNs);

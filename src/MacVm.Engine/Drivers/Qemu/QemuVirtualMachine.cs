@@ -77,7 +77,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            await Qmp().ExecuteAsync("migrate-incoming", new { uri = "exec:cat " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
+            await Qmp().ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
             while (true)
             {
                 var status = (await Qmp().ExecuteAsync("query-status", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
@@ -114,7 +114,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var node = _diskGeneration == 0 ? "disk0" : $"disk0-{_diskGeneration}";
         var next = $"disk0-{_diskGeneration + 1}";
         // The current layer becomes read-only and belongs to the saved state; writes go to a new overlay.
-        await qmp.ExecuteAsync("blockdev-snapshot-sync", new Dictionary<string, object>
+        await qmp.ExecuteAsync("blockdev-snapshot-sync", new JsonObject
         {
             ["node-name"] = node,
             ["snapshot-file"] = newActiveDisk,
@@ -123,8 +123,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }, ct).ConfigureAwait(false);
         _diskGeneration++;
         // The default bandwidth cap (128 MiB/s) makes a save several times slower than the disk.
-        await qmp.ExecuteAsync("migrate-set-parameters", new Dictionary<string, object> { ["max-bandwidth"] = long.MaxValue / 2 }, ct).ConfigureAwait(false);
-        await qmp.ExecuteAsync("migrate", new { uri = "exec:cat > " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
+        await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = long.MaxValue / 2 }, ct).ConfigureAwait(false);
+        await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
         while (true)
         {
             var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);

@@ -1,0 +1,64 @@
+using MacVm.Engine.Operations;
+using Xunit;
+
+namespace MacVm.Tests.Unit;
+
+public sealed class SnapshotIntegrityTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("macvm-unit-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private async Task<MacVmSnapshot> SaveAsync(string content)
+    {
+        File.WriteAllText(Path.Combine(_folder, "state.bin"), content);
+        var file = await SnapshotIntegrity.DescribeAsync(Path.Combine(_folder, "state.bin"), "state", CancellationToken.None);
+        return new MacVmSnapshot
+        {
+            Name = "s",
+            SourceVm = "vm",
+            Image = "img",
+            ImageDigest = "d",
+            Configuration = new VmConfiguration { Name = "s", Image = "img", ImageDigest = "d", Boot = new BootSpec { KernelPath = "k", DiskFile = "disk.qcow2" } },
+            Files = [file],
+            Path = _folder,
+        };
+    }
+
+    [Fact]
+    public async Task AFileAlteredAfterItWasVerifiedIsCaughtDespiteTheStamp()
+    {
+        var snapshot = await SaveAsync("saved state");
+        Assert.Empty(await SnapshotIntegrity.VerifyAsync(snapshot, CancellationToken.None));
+        Assert.True(File.Exists(Path.Combine(_folder, SnapshotIntegrity.StampFileName)));
+
+        // Same length, different bytes: only the checksum can tell.
+        File.WriteAllText(Path.Combine(_folder, "state.bin"), "saved STATE");
+        var problem = Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot, CancellationToken.None));
+        Assert.Contains("does not match its checksum", problem.Problem);
+    }
+
+    [Fact]
+    public async Task ATruncatedFileIsCaughtDespiteTheStamp()
+    {
+        var snapshot = await SaveAsync("saved state");
+        SnapshotIntegrity.WriteStamp(_folder, snapshot.Files);
+        using (var f = File.OpenWrite(Path.Combine(_folder, "state.bin"))) f.SetLength(3);
+        var problem = Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot, CancellationToken.None));
+        Assert.Contains("has 3 bytes, 11 were saved", problem.Problem);
+    }
+
+    [Fact]
+    public async Task AnUnchangedFileWithAStampIsNotReadAgain()
+    {
+        var snapshot = await SaveAsync("saved state");
+        SnapshotIntegrity.WriteStamp(_folder, snapshot.Files);
+        // A stamp that vouches for a checksum the bytes do not have: trusted only because the file's
+        // version (inode, size, change time) is the one stamped, which shows the file was not hashed.
+        var forged = snapshot with { Files = [snapshot.Files[0] with { Sha256 = new string('0', 64) }] };
+        SnapshotIntegrity.WriteStamp(_folder, forged.Files);
+        Assert.Empty(await SnapshotIntegrity.VerifyAsync(forged, CancellationToken.None));
+        // The stamp is tied to the checksum in the manifest: another checksum is hashed and refused.
+        Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Sha256 = new string('1', 64) }] }, CancellationToken.None));
+    }
+}
