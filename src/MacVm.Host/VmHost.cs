@@ -263,10 +263,10 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var wasPaused = Status.State == VmState.Paused;
-            string frozen;
+            SavedMachine saved;
             try
             {
-                frozen = await machine.SaveAsync(request.StateFile, request.NewActiveDisk, ct).ConfigureAwait(false);
+                saved = await machine.SaveAsync(request.StateFile, request.NewActiveDisk, ct).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -281,7 +281,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             }
             RecordActiveDisk(request.NewActiveDisk);
             if (!request.LeavePaused && !wasPaused) await machine.ResumeAsync(ct).ConfigureAwait(false);
-            return new SaveResult { FrozenDisk = frozen, PausedMs = sw.Elapsed.TotalMilliseconds };
+            return new SaveResult { FrozenDisk = saved.FrozenDisk, PausedMs = sw.Elapsed.TotalMilliseconds, StateSha256 = saved.StateSha256 };
         }
         finally
         {

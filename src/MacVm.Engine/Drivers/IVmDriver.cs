@@ -50,9 +50,9 @@ public interface IVirtualMachine : IAsyncDisposable
     /// <summary>
     /// Saves the machine: pauses the guest, freezes the current disk layer (new writes go to
     /// <paramref name="newActiveDisk"/>, a new overlay on it) and writes the machine state to
-    /// <paramref name="stateFile"/>. The guest stays paused; returns the frozen layer's path.
+    /// <paramref name="stateFile"/>. The guest stays paused.
     /// </summary>
-    Task<string> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct);
+    Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct);
 
     /// <summary>Pauses the guest's CPUs.</summary>
     Task PauseAsync(CancellationToken ct);
@@ -133,6 +133,14 @@ public enum ScreenCaptureFormat
     /// <summary>Raw pixels, 4 bytes each, blue-green-red-alpha, rows top to bottom with no padding.</summary>
     Bgra32,
 }
+
+/// <summary>What <see cref="IVirtualMachine.SaveAsync"/> produced.</summary>
+/// <param name="FrozenDisk">The disk layer that now belongs to the saved state.</param>
+/// <param name="StateSha256">
+/// The state file's SHA-256 (lower-case hex) when the driver computed it as the state was written,
+/// which saves reading it again; null when the caller must hash the file.
+/// </param>
+public sealed record SavedMachine(string FrozenDisk, string? StateSha256);
 
 /// <summary>How a hypervisor ended.</summary>
 /// <param name="GuestShutdown">True when the guest powered itself off.</param>

@@ -97,9 +97,15 @@ public sealed class SnapshotManager
                     var diskCopy = Path.Combine(staging, "disk.qcow2");
                     if (!Posix.TryHardLink(result.FrozenDisk, diskCopy)) File.Copy(result.FrozenDisk, diskCopy);
                     reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
-                    var files = new List<SnapshotFile>();
-                    foreach (var (file, role) in new[] { ("state.bin", "state"), ("disk.qcow2", "disk") })
-                        files.Add(await SnapshotIntegrity.DescribeAsync(Path.Combine(staging, file), role, ct).ConfigureAwait(false));
+                    var stateFile = Path.Combine(staging, "state.bin");
+                    var files = new List<SnapshotFile>
+                    {
+                        // The host hashes the state as it writes it (when its driver can): no second read.
+                        result.StateSha256 is { } sha
+                            ? new SnapshotFile("state.bin", "state", new FileInfo(stateFile).Length, sha)
+                            : await SnapshotIntegrity.DescribeAsync(stateFile, "state", ct).ConfigureAwait(false),
+                        await SnapshotIntegrity.DescribeAsync(Path.Combine(staging, "disk.qcow2"), "disk", ct).ConfigureAwait(false),
+                    };
                     var snapshot = new MacVmSnapshot
                     {
                         Name = name,

@@ -48,6 +48,8 @@ public sealed class VmPaths
     public string SerialSocket => Combine(SocketDirectory, "serial.sock");
     /// <summary>QEMU's virtio-serial socket for the guest agent.</summary>
     public string AgentSocket => Combine(SocketDirectory, "agent.sock");
+    /// <summary>Where the host receives the machine state from QEMU during a save.</summary>
+    public string SaveSocket => Combine(SocketDirectory, "save.sock");
 
     /// <summary>The VM's disk file.</summary>
     public string Disk(string fileName) => Combine(Directory, fileName);

@@ -104,7 +104,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
 
     private int _diskGeneration;
 
-    public async Task<string> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
+    public async Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
     {
         var qmp = Qmp();
         await qmp.ExecuteAsync("stop", null, ct).ConfigureAwait(false);
@@ -124,18 +124,75 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         _diskGeneration++;
         // The default bandwidth cap (128 MiB/s) makes a save several times slower than the disk.
         await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = long.MaxValue / 2 }, ct).ConfigureAwait(false);
-        await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
-        while (true)
+        // QEMU streams the state to a socket of ours; we write it and hash it on the way, so that the
+        // snapshot's checksum costs no second read of the file.
+        var receiverPath = _paths.SaveSocket;
+        AtomicFile.TryDelete(receiverPath);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(receiverPath));
+        listener.Listen(1);
+        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        try
         {
-            var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
-            var status = info?["status"]?.GetValue<string>();
-            if (status == "completed") break;
-            if (status is "failed" or "cancelled")
-                throw new IOException($"QEMU could not write the machine state to '{stateFile}': {info?["error-desc"]?.GetValue<string>() ?? status}{QemuOutputTail()}");
-            await Task.Delay(2, ct).ConfigureAwait(false);
+            var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
+            await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:" + receiverPath }, ct).ConfigureAwait(false);
+            while (true)
+            {
+                var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
+                var status = info?["status"]?.GetValue<string>();
+                if (status == "completed") break;
+                if (status is "failed" or "cancelled")
+                {
+                    // The writer's own error (a full disk, say) says more than QEMU's broken pipe.
+                    receiving.CancelAfter(TimeSpan.FromSeconds(1));
+                    var cause = await Task.WhenAny(receiver).ConfigureAwait(false) is { IsFaulted: true } failed && failed.Exception!.InnerException is IOException io ? io.Message : info?["error-desc"]?.GetValue<string>() ?? status;
+                    throw new IOException($"QEMU could not write the machine state to '{stateFile}': {cause}{QemuOutputTail()}");
+                }
+                if (receiver.IsFaulted)
+                {
+                    try { await qmp.ExecuteAsync("migrate_cancel", null, CancellationToken.None).ConfigureAwait(false); }
+                    catch (QmpException) { /* it failed on its own meanwhile */ }
+                    throw new IOException($"Could not write the machine state to '{stateFile}': {receiver.Exception!.InnerException?.Message}");
+                }
+                await Task.Delay(2, ct).ConfigureAwait(false);
+            }
+            var sha = await receiver.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
+            return new SavedMachine(frozen, sha);
         }
-        _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
-        return frozen;
+        finally
+        {
+            AtomicFile.TryDelete(receiverPath);
+        }
+    }
+
+    /// <summary>Accepts QEMU's migration stream, writes it to <paramref name="stateFile"/> and returns its SHA-256.</summary>
+    private static async Task<string> ReceiveStateAsync(Socket listener, string stateFile, CancellationToken ct)
+    {
+        using var connection = await listener.AcceptAsync(ct).ConfigureAwait(false);
+        await using var file = new FileStream(stateFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        // Two buffers: the next chunk is received while the last one is written and hashed (in parallel).
+        var buffers = new[] { new byte[1 << 20], new byte[1 << 20] };
+        Task pending = Task.CompletedTask;
+        for (var i = 0; ; i ^= 1)
+        {
+            var buffer = buffers[i];
+            var filled = 0;
+            while (filled < buffer.Length)
+            {
+                var n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
+                if (n == 0) break;
+                filled += n;
+            }
+            await pending.ConfigureAwait(false);
+            if (filled == 0) break;
+            var chunk = buffer.AsMemory(0, filled);
+            var hashing = Task.Run(() => sha.AppendData(chunk.Span), ct);
+            pending = Task.WhenAll(file.WriteAsync(chunk, ct).AsTask(), hashing);
+            if (filled < buffer.Length) { await pending.ConfigureAwait(false); break; }
+        }
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
     private static string ShellQuote(string path) => "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
