@@ -44,6 +44,10 @@ public static class HostLauncher
             psi.ArgumentList.Add(arg);
         // The host runs on the runtime this process runs on, wherever that is installed.
         if (DotnetRoot() is { } root) psi.Environment["DOTNET_ROOT"] = root;
+        // The runtime re-compiles hot methods (tier 1) 100 ms after start-up calms down, in the middle of
+        // a restore; hosts started side by side on a small machine then compete for the CPU. Later is as
+        // good for a host that idles for most of its life.
+        if (!psi.Environment.ContainsKey("DOTNET_TC_CallCountingDelayMs")) psi.Environment["DOTNET_TC_CallCountingDelayMs"] = "3000";
         // The host must not inherit the caller's store override semantics or tracing by accident.
         psi.Environment.Remove("DOTNET_STARTUP_HOOKS");
 
