@@ -1705,7 +1705,8 @@ VZ_ROOT_ALLOC
         transitional:(VZVirtualMachineState)transitional
              success:(VZVirtualMachineState)success
              failure:(VZVirtualMachineState)failure
-                work:(vz_work)work {
+                work:(vz_work)work
+                keep:(id)keep {
     NSError *error = nil;
     long code;
     vz_lock();
@@ -1725,6 +1726,7 @@ VZ_ROOT_ALLOC
     const char *selector = sel_getName(cmd);
     [self retain];
     [error retain];
+    [keep retain]; /* blocks do not retain captured objects here (no _Block_use_RR on GCC's runtime) */
     vz_later(g_delayMs, ^{
         NSError *result = error;
         if (accepted && !result && w) result = w();
@@ -1737,6 +1739,7 @@ VZ_ROOT_ALLOC
         if (h) h(result);
         if (h) Block_release(h);
         if (w) Block_release(w);
+        [keep release];
         [error release];
         [self release];
     });
@@ -1746,25 +1749,25 @@ VZ_ROOT_ALLOC
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_can_start
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be started in its current state.")
-          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped work:nil];
+          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped work:nil keep:nil];
 }
 - (void)pauseWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_is_running
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be paused in its current state.")
-          transitional:VZVirtualMachineStatePausing success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateRunning work:nil];
+          transitional:VZVirtualMachineStatePausing success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateRunning work:nil keep:nil];
 }
 - (void)resumeWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_is_paused
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be resumed in its current state.")
-          transitional:VZVirtualMachineStateResuming success:VZVirtualMachineStateRunning failure:VZVirtualMachineStatePaused work:nil];
+          transitional:VZVirtualMachineStateResuming success:VZVirtualMachineStateRunning failure:VZVirtualMachineStatePaused work:nil keep:nil];
 }
 - (void)stopWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_can_stop
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be stopped in its current state.")
-          transitional:VZVirtualMachineStateStopping success:VZVirtualMachineStateStopped failure:-1 work:nil];
+          transitional:VZVirtualMachineStateStopping success:VZVirtualMachineStateStopped failure:-1 work:nil keep:nil];
 }
 
 /* Saving: the VM must be paused (else VZErrorInvalidVirtualMachineState) and its configuration
@@ -1784,6 +1787,7 @@ VZ_ROOT_ALLOC
         refusal = vz_error(VZErrorSave, @"The virtual machine configuration does not support saving: %@", [unsupported localizedDescription]);
     NSString *path = [[[url path] copy] autorelease];
     NSString *contents = [NSString stringWithFormat:@"VZFakeSavedState 1\n%@\n", [_configuration _vzFingerprint]];
+    NSArray *keep = [NSArray arrayWithObjects:path, contents, nil];
     [self _vzOperation:_cmd handler:handler allowed:(refusal ? vz_never : vz_is_paused) refusal:refusal
           transitional:VZVirtualMachineStateSaving success:VZVirtualMachineStatePaused failure:VZVirtualMachineStatePaused
                   work:^NSError *(void) {
@@ -1793,7 +1797,8 @@ VZ_ROOT_ALLOC
                       size_t n = fwrite(bytes, 1, strlen(bytes), f);
                       if (fclose(f) != 0 || n != strlen(bytes)) return vz_error(VZErrorSave, @"Cannot write the save file %@.", path);
                       return nil;
-                  }];
+                  }
+                  keep:keep];
 }
 
 /* Restoring: the VM must be stopped (else VZErrorInvalidVirtualMachineStateTransition), the
@@ -1813,6 +1818,7 @@ VZ_ROOT_ALLOC
         refusal = vz_error(VZErrorRestore, @"The virtual machine configuration does not support restoring: %@", [unsupported localizedDescription]);
     NSString *path = [[[url path] copy] autorelease];
     NSString *expected = [NSString stringWithFormat:@"VZFakeSavedState 1\n%@\n", [_configuration _vzFingerprint]];
+    NSArray *keep = [NSArray arrayWithObjects:path, expected, nil];
     [self _vzOperation:_cmd handler:handler allowed:(refusal ? vz_never : vz_is_stopped) refusal:refusal
           transitional:VZVirtualMachineStateRestoring success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateStopped
                   work:^NSError *(void) {
@@ -1824,7 +1830,8 @@ VZ_ROOT_ALLOC
                       if (![text isEqualToString:expected])
                           return vz_error(VZErrorRestore, @"The saved state in %@ does not match this configuration (invalid argument).", path);
                       return nil;
-                  }];
+                  }
+                  keep:keep];
 }
 
 /* Asks the guest to stop: YES when running; the guest then powers off a delay later (unless
