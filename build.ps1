@@ -52,6 +52,11 @@ function Invoke-Build {
     # The host and the engine with its dependencies go to lib/, loaded in their own load context.
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
         '--no-self-contained', '-o', (Join-Path $ModuleDir 'lib'))
+    if ($IsMacOS) {
+        # Virtualization.framework makes VMs only in a process with this entitlement: sign the host ad hoc.
+        Invoke-Native codesign @('--sign', '-', '--force', '--entitlements', (Join-Path $Root 'src/MacVm.Host/MacVm.Host.entitlements'),
+            (Join-Path $ModuleDir 'lib/MacVm.Host'))
+    }
     $cmdletsOut = Join-Path $Root "src/MacVm.Cmdlets/bin/$Configuration/net8.0"
     $loaderOut = Join-Path $Root "src/MacVm.Cmdlets/Loader/bin/$Configuration/net8.0"
     Copy-Item (Join-Path $cmdletsOut 'MacVm.Cmdlets.dll'), (Join-Path $cmdletsOut 'MacVm.Cmdlets.pdb'), (Join-Path $loaderOut 'MacVm.Loader.dll') $ModuleDir
@@ -84,13 +89,30 @@ function Get-PesterModulePath {
     $path
 }
 
+# The fake Virtualization framework (Linux): the Apple driver's xUnit tests and its benchmark run against it.
+function Invoke-FakeFrameworkBuild {
+    Write-Host '== Building the fake Virtualization framework'
+    $dir = Join-Path $Out 'fake-vz'
+    Invoke-Native bash @((Join-Path $Root 'tests/fakes/Virtualization/build.sh'), $dir)
+    Join-Path $dir 'libVirtualization.so'
+}
+
 function Invoke-UnitTests {
     Write-Host '== xUnit'
     $results = Join-Path $Out 'test-results'
     $null = New-Item -ItemType Directory -Force $results
     $trx = Join-Path $results 'unit.trx'
     Remove-Item $trx -ErrorAction Ignore
-    & dotnet test (Join-Path $Root 'tests/Unit') -c $Configuration --nologo -v minimal --logger "trx;LogFileName=$trx" --logger 'console;verbosity=normal' | Out-Host
+    # Only the xUnit process sees the fake (the Pester suite must see the machine as it is).
+    # The fake is built on GCC's Objective-C runtime: on macOS those tests do not apply (the real framework is there).
+    $filter = @()
+    if ($IsLinux) { $env:MACVM_VZ_FRAMEWORK = Invoke-FakeFrameworkBuild } else { $filter = @('--filter', 'Category!=FakeVirtualization') }
+    try {
+        & dotnet test (Join-Path $Root 'tests/Unit') -c $Configuration --nologo -v minimal --logger "trx;LogFileName=$trx" --logger 'console;verbosity=normal' @filter | Out-Host
+    }
+    finally {
+        Remove-Item Env:MACVM_VZ_FRAMEWORK -ErrorAction Ignore
+    }
     if (-not (Test-Path $trx)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
     [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout }

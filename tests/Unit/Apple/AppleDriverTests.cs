@@ -10,6 +10,7 @@ namespace MacVm.Tests.Unit.Apple;
 
 /// <summary>The Apple driver against the fake Virtualization framework: operations, selector sequences, errors, lifetimes.</summary>
 [Collection(FakeVirtualizationTests.Name)]
+[Trait("Category", FakeVirtualizationTests.Name)]
 public sealed class AppleDriverTests : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
@@ -435,6 +436,72 @@ public sealed class AppleDriverTests : IDisposable
             Assert.Equal(4, host.Read(buffer, 0, 4));
         }
         AssertNothingLeaked();
+    }
+
+    [Fact]
+    public async Task AScreenshotIsAPngOfTheGuestDisplayFromAnOffScreenView()
+    {
+        await using (var vm = Create(_folder.Mac()))
+        {
+            await vm.StartAsync(null, CancellationToken.None);
+            var mark = FakeVz.Calls().Length;
+            var shot = await vm.CaptureScreenAsync(CancellationToken.None);
+            Assert.Equal(new[]
+            {
+                "-[VZVirtualMachineView initWithFrame:]",
+                "-[VZVirtualMachineView setVirtualMachine:]",
+                "-[VZVirtualMachineView bitmapImageRepForCachingDisplayInRect:]",
+                "-[VZVirtualMachineView cacheDisplayInRect:toBitmapImageRep:]",
+                "-[NSBitmapImageRep representationUsingType:properties:]",
+                "-[NSBitmapImageRep pixelsWide]",
+                "-[NSBitmapImageRep pixelsHigh]",
+            }, FakeVz.CallsSince(mark));
+            Assert.Equal((1920, 1200, ScreenCaptureFormat.Png), (shot.Width, shot.Height, shot.Format));
+            var rgba = DecodeStoredPng(shot.Data, out var width, out var height);
+            Assert.Equal((1920, 1200), (width, height));
+            Assert.Equal(new byte[] { 0xFF, 0xFF, 0xFF, 0xFF }, rgba[..4]);
+            var middle = (600 * 1920 + 960) * 4;
+            Assert.Equal(new byte[] { 0x20, 0x60, 0xC0, 0xFF }, rgba[middle..(middle + 4)]);
+
+            // A paused VM can be captured too; the view is made once.
+            await vm.PauseAsync(CancellationToken.None);
+            mark = FakeVz.Calls().Length;
+            await vm.CaptureScreenAsync(CancellationToken.None);
+            Assert.DoesNotContain("-[VZVirtualMachineView initWithFrame:]", FakeVz.CallsSince(mark));
+        }
+        AssertNothingLeaked();
+    }
+
+    // PNG (8-bit RGBA, filter 0 on every row) → pixels; enough for the fake's PNGs.
+    private static byte[] DecodeStoredPng(byte[] png, out int width, out int height)
+    {
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G', 13, 10, 26, 10 }, png[..8]);
+        width = height = 0;
+        using var idat = new MemoryStream();
+        for (var at = 8; at < png.Length;)
+        {
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(at));
+            var type = Encoding.ASCII.GetString(png, at + 4, 4);
+            if (type == "IHDR")
+            {
+                width = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(at + 8));
+                height = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(at + 12));
+            }
+            if (type == "IDAT") idat.Write(png, at + 8, length);
+            at += 12 + length;
+        }
+        idat.Position = 0;
+        using var z = new System.IO.Compression.ZLibStream(idat, System.IO.Compression.CompressionMode.Decompress);
+        using var raw = new MemoryStream();
+        z.CopyTo(raw);
+        var rows = raw.ToArray();
+        var pixels = new byte[width * height * 4];
+        for (var y = 0; y < height; y++)
+        {
+            Assert.Equal(0, rows[y * (width * 4 + 1)]);
+            Array.Copy(rows, y * (width * 4 + 1) + 1, pixels, y * width * 4, width * 4);
+        }
+        return pixels;
     }
 
     [Fact]

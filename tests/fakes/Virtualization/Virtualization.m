@@ -1974,6 +1974,108 @@ VZ_ROOT_ALLOC
  * VZVirtualMachineView (an NSView on Apple; GNUstep base has no AppKit, so an NSObject here)
  * ------------------------------------------------------------------------------------------ */
 
+/* NSBitmapImageRep is AppKit's (an NSImageRep); GNUstep base has no AppKit, so the fake brings the
+ * few methods a screenshot needs, with Apple's selectors and types: the pixels are 8-bit RGBA,
+ * rows top to bottom, and representationUsingType:properties: writes a real PNG (stored deflate). */
+@interface NSBitmapImageRep : NSObject {
+@public
+    NSInteger _width, _height;
+    unsigned char *_pixels;
+}
+@end
+
+enum { NSBitmapImageFileTypePNG = 4 }; /* AppKit's NSBitmapImageFileType value */
+
+static uint32_t vz_crc32(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void vz_be32(NSMutableData *d, uint32_t v) {
+    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v };
+    [d appendBytes:b length:4];
+}
+
+static void vz_png_chunk(NSMutableData *png, const char *type, NSData *data) {
+    vz_be32(png, (uint32_t)[data length]);
+    NSMutableData *body = [NSMutableData dataWithBytes:type length:4];
+    [body appendData:data];
+    [png appendData:body];
+    vz_be32(png, vz_crc32(0, [body bytes], [body length]));
+}
+
+/* RGBA pixels -> PNG, deflate "stored" blocks (no compression library needed). */
+static NSData *vz_png(const unsigned char *rgba, NSInteger w, NSInteger h) {
+    NSMutableData *raw = [NSMutableData dataWithCapacity:(NSUInteger)((w * 4 + 1) * h)];
+    for (NSInteger y = 0; y < h; y++) {
+        unsigned char filter = 0;
+        [raw appendBytes:&filter length:1];
+        [raw appendBytes:rgba + y * w * 4 length:(NSUInteger)(w * 4)];
+    }
+    NSMutableData *z = [NSMutableData data];
+    unsigned char header[2] = { 0x78, 0x01 };
+    [z appendBytes:header length:2];
+    const unsigned char *p = [raw bytes];
+    NSUInteger left = [raw length];
+    uint32_t a = 1, b = 0;
+    for (NSUInteger i = 0; i < left; i++) {
+        a = (a + p[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    do {
+        NSUInteger n = left > 65535 ? 65535 : left;
+        unsigned char block[5] = { (unsigned char)(left == n ? 1 : 0), (unsigned char)n, (unsigned char)(n >> 8),
+                                   (unsigned char)~n, (unsigned char)(~n >> 8) };
+        [z appendBytes:block length:5];
+        [z appendBytes:p length:n];
+        p += n;
+        left -= n;
+    } while (left > 0);
+    vz_be32(z, (b << 16) | a);
+
+    NSMutableData *png = [NSMutableData data];
+    static const unsigned char signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    [png appendBytes:signature length:8];
+    NSMutableData *ihdr = [NSMutableData data];
+    vz_be32(ihdr, (uint32_t)w);
+    vz_be32(ihdr, (uint32_t)h);
+    unsigned char rest[5] = { 8, 6, 0, 0, 0 }; /* 8 bits, RGBA, deflate, no filter, no interlace */
+    [ihdr appendBytes:rest length:5];
+    vz_png_chunk(png, "IHDR", ihdr);
+    vz_png_chunk(png, "IDAT", z);
+    vz_png_chunk(png, "IEND", [NSData data]);
+    return png;
+}
+
+@implementation NSBitmapImageRep
+VZ_ROOT_ALLOC
+- (id)_vzInitWithWidth:(NSInteger)w height:(NSInteger)h {
+    if (!(self = [super init])) return nil;
+    _width = w;
+    _height = h;
+    _pixels = calloc((size_t)(w * h), 4);
+    return self;
+}
+- (NSInteger)pixelsWide { VZ_RECORD(); return _width; }
+- (NSInteger)pixelsHigh { VZ_RECORD(); return _height; }
+- (unsigned char *)bitmapData { VZ_RECORD(); return _pixels; }
+- (NSInteger)bytesPerRow { VZ_RECORD(); return _width * 4; }
+- (NSData *)representationUsingType:(NSUInteger)type properties:(NSDictionary *)properties {
+    VZ_RECORD();
+    if (type != NSBitmapImageFileTypePNG || !_pixels) return nil;
+    return vz_png(_pixels, _width, _height);
+}
+- (void)dealloc {
+    free(_pixels);
+    _pixels = NULL;
+    VZ_ROOT_DEALLOC_TAIL
+}
+@end
+
 @interface VZVirtualMachineView : NSObject {
 @public
     VZVirtualMachine *_virtualMachine;
@@ -1995,6 +2097,29 @@ VZ_ROOT_METHODS
 - (void)setVirtualMachine:(VZVirtualMachine *)vm { VZ_RECORD(); vz_set_retained(&_virtualMachine, vm); }
 - (BOOL)capturesSystemKeys { VZ_RECORD(); return _capturesSystemKeys; }
 - (void)setCapturesSystemKeys:(BOOL)v { VZ_RECORD(); _capturesSystemKeys = v; }
+/* NSView's off-screen rendering: a bitmap the size of the rectangle ... */
+- (NSBitmapImageRep *)bitmapImageRepForCachingDisplayInRect:(NSRect)rect {
+    VZ_RECORD();
+    return [[[NSBitmapImageRep alloc] _vzInitWithWidth:(NSInteger)rect.size.width height:(NSInteger)rect.size.height] autorelease];
+}
+/* ... and the view drawn into it. The fake's "guest display": black without a running or paused
+ * VM; otherwise opaque blue (R 0x20, G 0x60, B 0xC0) with a white 16x16 square at the top left. */
+- (void)cacheDisplayInRect:(NSRect)rect toBitmapImageRep:(NSBitmapImageRep *)rep {
+    VZ_RECORD();
+    vz_lock();
+    VZVirtualMachineState state = _virtualMachine ? _virtualMachine->_state : VZVirtualMachineStateStopped;
+    vz_unlock();
+    BOOL on = state == VZVirtualMachineStateRunning || state == VZVirtualMachineStatePaused;
+    for (NSInteger y = 0; y < rep->_height; y++)
+        for (NSInteger x = 0; x < rep->_width; x++) {
+            unsigned char *px = rep->_pixels + (y * rep->_width + x) * 4;
+            BOOL mark = on && x < 16 && y < 16;
+            px[0] = mark ? 0xFF : on ? 0x20 : 0;
+            px[1] = mark ? 0xFF : on ? 0x60 : 0;
+            px[2] = mark ? 0xFF : on ? 0xC0 : 0;
+            px[3] = 0xFF;
+        }
+}
 @end
 
 /* Makes the two delegate protocols known to the runtime (objc_getProtocol), as Apple's are once
