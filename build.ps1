@@ -8,7 +8,7 @@
       Build  (default) the module in out/MacVm (manifest, cmdlets, host in lib/, formats, MAML help)
       Guest  the test guest in out/guest (cached by package versions)
       Test   Build + Guest, then the xUnit and Pester suites; prints 'N passed, N failed'
-      Bench  Build + Guest, then the benchmarks: foundation, snapshots (figures on standard output, JSON in out/bench)
+      Bench  Build + Guest, then the benchmarks: foundation, snapshots, Apple binding (figures on standard output, JSON in out/bench)
       Demo   Build + Guest, then a demo VM on the built-in default: create, show, ping, stop, remove
 .EXAMPLE
     ./build.ps1 -Task Test
@@ -183,6 +183,12 @@ switch ($Task) {
         $benchExit = 0
         foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1') {
             & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root "tests/Benchmarks/$bench") -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
+            if ($LASTEXITCODE -ne 0 -and $benchExit -eq 0) { $benchExit = $LASTEXITCODE }
+        }
+        if ($IsLinux) {
+            # One message send through the Apple driver's binding layer (against the fake) beside a direct C call.
+            $fake = Invoke-FakeFrameworkBuild
+            & dotnet run -c Release --project (Join-Path $Root 'tests/Benchmarks/AppleBinding') -- $fake (Join-Path $Out 'bench/apple-binding.json')
             if ($LASTEXITCODE -ne 0 -and $benchExit -eq 0) { $benchExit = $LASTEXITCODE }
         }
         if ($benchExit -ne 0) { exit $benchExit }

@@ -2179,6 +2179,9 @@ VZ_EXPORT_C void VZFakeFailNext(const char *selector, long code) {
     pthread_mutex_unlock(&g_logMu);
 }
 
+/* A C function that does nothing: the benchmark's baseline for one call from .NET into native code. */
+VZ_EXPORT_C void *VZFakeBenchNop(void *value) { return value; }
+
 VZ_EXPORT_C void VZFakeSetDelayMs(int milliseconds) { g_delayMs = milliseconds < 0 ? 0 : milliseconds; }
 VZ_EXPORT_C void VZFakeSetGuestHonorsStopRequest(int honors) { g_guestHonorsStop = honors != 0; }
 VZ_EXPORT_C void VZFakeSetRequireNetworkAttachment(int require) { g_requireNetworkAttachment = require != 0; }
