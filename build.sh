@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need_pkgs=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod)
+# The fake Virtualization framework the Apple driver's tests run against (tests/fakes/Virtualization).
+need_pkgs+=(clang libobjc-12-dev libblocksruntime-dev libgnustep-base-dev)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${need_pkgs[@]}"; do

@@ -1,3 +1,4 @@
+using MacVm.Engine.Drivers.Apple;
 using MacVm.Engine.Drivers.Qemu;
 using MacVm.Engine.Operations;
 
@@ -13,10 +14,9 @@ public static class DriverRegistry
     public static IVmDriver Get(VmDriverKind kind) => kind switch
     {
         VmDriverKind.Qemu => QemuDriver.Instance,
-        VmDriverKind.Apple => throw new MacVmException(MacVmErrorKind.NotInstalled, "DriverUnavailable",
-            OperatingSystem.IsMacOS()
-                ? "The Apple (Virtualization.framework) driver is not part of this build yet. Use -Driver Qemu."
-                : "The Apple driver needs macOS (Virtualization.framework). On this OS use -Driver Qemu."),
+        // On Linux only a fake framework named by $MACVM_VZ_FRAMEWORK (tests) makes the Apple driver usable.
+        VmDriverKind.Apple => AppleDriver.IsConfigured ? AppleDriver.Instance : throw new MacVmException(MacVmErrorKind.NotInstalled, "DriverUnavailable",
+            "The Apple driver needs macOS (Virtualization.framework). On this OS use -Driver Qemu."),
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 }

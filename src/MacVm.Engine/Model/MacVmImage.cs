@@ -36,6 +36,18 @@ public sealed record MacVmImage
     /// <summary>The serial-console line that says the guest is up, if known.</summary>
     public string? ReadyMarker { get; init; }
 
+    /// <summary>macOS images: the file holding the VZMacHardwareModel data representation.</summary>
+    public string? HardwareModel { get; init; }
+
+    /// <summary>macOS images: the file holding the VZMacMachineIdentifier data representation (ECID).</summary>
+    public string? MachineIdentifier { get; init; }
+
+    /// <summary>macOS images: the auxiliary storage (NVRAM) every VM starts from (each VM gets its own copy).</summary>
+    public string? AuxiliaryStorage { get; init; }
+
+    /// <summary>Where the image came from when it was imported from another tool (e.g. a Tart VM folder).</summary>
+    public string? Source { get; init; }
+
     /// <summary>Total size of the image's files in bytes.</summary>
     public long SizeBytes { get; init; }
 

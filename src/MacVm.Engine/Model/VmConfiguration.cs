@@ -52,6 +52,12 @@ public sealed record VmConfiguration
 
     /// <summary>A machine state to load at the next start instead of booting; cleared once used.</summary>
     public RestoreSpec? Restore { get; init; }
+
+    /// <summary>The NIC's MAC address (aa:bb:cc:dd:ee:ff); null: one derived from <see cref="Id"/> (Apple driver).</summary>
+    public string? MacAddress { get; init; }
+
+    /// <summary>A host folder shared with the guest over VirtioFS (Apple driver), or null.</summary>
+    public string? SharedDirectory { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>
@@ -74,6 +80,22 @@ public sealed record BootSpec
 
     /// <summary>The text the guest prints on its serial console once it is up, if the image declares one.</summary>
     public string? ReadyMarker { get; init; }
+
+    /// <summary>For macOS guests (Apple driver): the Mac platform's identity files; null for Linux guests.</summary>
+    public MacPlatformSpec? MacPlatform { get; init; }
+}
+
+/// <summary>What a macOS guest's VZMacPlatformConfiguration is made from.</summary>
+public sealed record MacPlatformSpec
+{
+    /// <summary>The VZMacHardwareModel's data representation (a file of the image).</summary>
+    public required string HardwareModelPath { get; init; }
+
+    /// <summary>The VZMacMachineIdentifier's data representation (a file of the image: the guest's ECID).</summary>
+    public required string MachineIdentifierPath { get; init; }
+
+    /// <summary>The VM's own copy of the auxiliary storage (NVRAM) inside its folder: the guest writes it.</summary>
+    public required string AuxiliaryStorageFile { get; init; }
 }
 
 /// <summary>Shared JSON settings for every document the module writes.</summary>

@@ -46,4 +46,6 @@ public enum ImageKind
     KernelInitrd,
     /// <summary>A bootable disk image.</summary>
     Disk,
+    /// <summary>A macOS guest (Apple driver): raw disk, auxiliary storage, hardware model and machine identifier.</summary>
+    MacOS,
 }

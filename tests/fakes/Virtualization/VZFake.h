@@ -57,6 +57,10 @@ long VZFakeLiveObjects(const char *className);
  * VZNetworkDevice.attachment to nil on a running VM is always accepted (documented by Apple). */
 void VZFakeSetRequireNetworkAttachment(int require);
 
+/* Returns its argument and does nothing else: the baseline of the binding benchmark (one direct
+ * C call from .NET, beside one message send through the driver's binding layer). */
+void *VZFakeBenchNop(void *value);
+
 /* ---- the simulated guest ---- */
 
 /* The guest connects from its port `guestPort` to host port `port` on the VM's first

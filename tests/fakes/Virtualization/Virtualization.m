@@ -1705,7 +1705,8 @@ VZ_ROOT_ALLOC
         transitional:(VZVirtualMachineState)transitional
              success:(VZVirtualMachineState)success
              failure:(VZVirtualMachineState)failure
-                work:(vz_work)work {
+                work:(vz_work)work
+                keep:(id)keep {
     NSError *error = nil;
     long code;
     vz_lock();
@@ -1725,6 +1726,7 @@ VZ_ROOT_ALLOC
     const char *selector = sel_getName(cmd);
     [self retain];
     [error retain];
+    [keep retain]; /* blocks do not retain captured objects here (no _Block_use_RR on GCC's runtime) */
     vz_later(g_delayMs, ^{
         NSError *result = error;
         if (accepted && !result && w) result = w();
@@ -1737,6 +1739,7 @@ VZ_ROOT_ALLOC
         if (h) h(result);
         if (h) Block_release(h);
         if (w) Block_release(w);
+        [keep release];
         [error release];
         [self release];
     });
@@ -1746,25 +1749,25 @@ VZ_ROOT_ALLOC
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_can_start
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be started in its current state.")
-          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped work:nil];
+          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped work:nil keep:nil];
 }
 - (void)pauseWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_is_running
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be paused in its current state.")
-          transitional:VZVirtualMachineStatePausing success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateRunning work:nil];
+          transitional:VZVirtualMachineStatePausing success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateRunning work:nil keep:nil];
 }
 - (void)resumeWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_is_paused
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be resumed in its current state.")
-          transitional:VZVirtualMachineStateResuming success:VZVirtualMachineStateRunning failure:VZVirtualMachineStatePaused work:nil];
+          transitional:VZVirtualMachineStateResuming success:VZVirtualMachineStateRunning failure:VZVirtualMachineStatePaused work:nil keep:nil];
 }
 - (void)stopWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_can_stop
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be stopped in its current state.")
-          transitional:VZVirtualMachineStateStopping success:VZVirtualMachineStateStopped failure:-1 work:nil];
+          transitional:VZVirtualMachineStateStopping success:VZVirtualMachineStateStopped failure:-1 work:nil keep:nil];
 }
 
 /* Saving: the VM must be paused (else VZErrorInvalidVirtualMachineState) and its configuration
@@ -1784,6 +1787,7 @@ VZ_ROOT_ALLOC
         refusal = vz_error(VZErrorSave, @"The virtual machine configuration does not support saving: %@", [unsupported localizedDescription]);
     NSString *path = [[[url path] copy] autorelease];
     NSString *contents = [NSString stringWithFormat:@"VZFakeSavedState 1\n%@\n", [_configuration _vzFingerprint]];
+    NSArray *keep = [NSArray arrayWithObjects:path, contents, nil];
     [self _vzOperation:_cmd handler:handler allowed:(refusal ? vz_never : vz_is_paused) refusal:refusal
           transitional:VZVirtualMachineStateSaving success:VZVirtualMachineStatePaused failure:VZVirtualMachineStatePaused
                   work:^NSError *(void) {
@@ -1793,7 +1797,8 @@ VZ_ROOT_ALLOC
                       size_t n = fwrite(bytes, 1, strlen(bytes), f);
                       if (fclose(f) != 0 || n != strlen(bytes)) return vz_error(VZErrorSave, @"Cannot write the save file %@.", path);
                       return nil;
-                  }];
+                  }
+                  keep:keep];
 }
 
 /* Restoring: the VM must be stopped (else VZErrorInvalidVirtualMachineStateTransition), the
@@ -1813,6 +1818,7 @@ VZ_ROOT_ALLOC
         refusal = vz_error(VZErrorRestore, @"The virtual machine configuration does not support restoring: %@", [unsupported localizedDescription]);
     NSString *path = [[[url path] copy] autorelease];
     NSString *expected = [NSString stringWithFormat:@"VZFakeSavedState 1\n%@\n", [_configuration _vzFingerprint]];
+    NSArray *keep = [NSArray arrayWithObjects:path, expected, nil];
     [self _vzOperation:_cmd handler:handler allowed:(refusal ? vz_never : vz_is_stopped) refusal:refusal
           transitional:VZVirtualMachineStateRestoring success:VZVirtualMachineStatePaused failure:VZVirtualMachineStateStopped
                   work:^NSError *(void) {
@@ -1824,7 +1830,8 @@ VZ_ROOT_ALLOC
                       if (![text isEqualToString:expected])
                           return vz_error(VZErrorRestore, @"The saved state in %@ does not match this configuration (invalid argument).", path);
                       return nil;
-                  }];
+                  }
+                  keep:keep];
 }
 
 /* Asks the guest to stop: YES when running; the guest then powers off a delay later (unless
@@ -1967,6 +1974,108 @@ VZ_ROOT_ALLOC
  * VZVirtualMachineView (an NSView on Apple; GNUstep base has no AppKit, so an NSObject here)
  * ------------------------------------------------------------------------------------------ */
 
+/* NSBitmapImageRep is AppKit's (an NSImageRep); GNUstep base has no AppKit, so the fake brings the
+ * few methods a screenshot needs, with Apple's selectors and types: the pixels are 8-bit RGBA,
+ * rows top to bottom, and representationUsingType:properties: writes a real PNG (stored deflate). */
+@interface NSBitmapImageRep : NSObject {
+@public
+    NSInteger _width, _height;
+    unsigned char *_pixels;
+}
+@end
+
+enum { NSBitmapImageFileTypePNG = 4 }; /* AppKit's NSBitmapImageFileType value */
+
+static uint32_t vz_crc32(uint32_t crc, const unsigned char *p, size_t n) {
+    crc = ~crc;
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void vz_be32(NSMutableData *d, uint32_t v) {
+    unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v };
+    [d appendBytes:b length:4];
+}
+
+static void vz_png_chunk(NSMutableData *png, const char *type, NSData *data) {
+    vz_be32(png, (uint32_t)[data length]);
+    NSMutableData *body = [NSMutableData dataWithBytes:type length:4];
+    [body appendData:data];
+    [png appendData:body];
+    vz_be32(png, vz_crc32(0, [body bytes], [body length]));
+}
+
+/* RGBA pixels -> PNG, deflate "stored" blocks (no compression library needed). */
+static NSData *vz_png(const unsigned char *rgba, NSInteger w, NSInteger h) {
+    NSMutableData *raw = [NSMutableData dataWithCapacity:(NSUInteger)((w * 4 + 1) * h)];
+    for (NSInteger y = 0; y < h; y++) {
+        unsigned char filter = 0;
+        [raw appendBytes:&filter length:1];
+        [raw appendBytes:rgba + y * w * 4 length:(NSUInteger)(w * 4)];
+    }
+    NSMutableData *z = [NSMutableData data];
+    unsigned char header[2] = { 0x78, 0x01 };
+    [z appendBytes:header length:2];
+    const unsigned char *p = [raw bytes];
+    NSUInteger left = [raw length];
+    uint32_t a = 1, b = 0;
+    for (NSUInteger i = 0; i < left; i++) {
+        a = (a + p[i]) % 65521u;
+        b = (b + a) % 65521u;
+    }
+    do {
+        NSUInteger n = left > 65535 ? 65535 : left;
+        unsigned char block[5] = { (unsigned char)(left == n ? 1 : 0), (unsigned char)n, (unsigned char)(n >> 8),
+                                   (unsigned char)~n, (unsigned char)(~n >> 8) };
+        [z appendBytes:block length:5];
+        [z appendBytes:p length:n];
+        p += n;
+        left -= n;
+    } while (left > 0);
+    vz_be32(z, (b << 16) | a);
+
+    NSMutableData *png = [NSMutableData data];
+    static const unsigned char signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+    [png appendBytes:signature length:8];
+    NSMutableData *ihdr = [NSMutableData data];
+    vz_be32(ihdr, (uint32_t)w);
+    vz_be32(ihdr, (uint32_t)h);
+    unsigned char rest[5] = { 8, 6, 0, 0, 0 }; /* 8 bits, RGBA, deflate, no filter, no interlace */
+    [ihdr appendBytes:rest length:5];
+    vz_png_chunk(png, "IHDR", ihdr);
+    vz_png_chunk(png, "IDAT", z);
+    vz_png_chunk(png, "IEND", [NSData data]);
+    return png;
+}
+
+@implementation NSBitmapImageRep
+VZ_ROOT_ALLOC
+- (id)_vzInitWithWidth:(NSInteger)w height:(NSInteger)h {
+    if (!(self = [super init])) return nil;
+    _width = w;
+    _height = h;
+    _pixels = calloc((size_t)(w * h), 4);
+    return self;
+}
+- (NSInteger)pixelsWide { VZ_RECORD(); return _width; }
+- (NSInteger)pixelsHigh { VZ_RECORD(); return _height; }
+- (unsigned char *)bitmapData { VZ_RECORD(); return _pixels; }
+- (NSInteger)bytesPerRow { VZ_RECORD(); return _width * 4; }
+- (NSData *)representationUsingType:(NSUInteger)type properties:(NSDictionary *)properties {
+    VZ_RECORD();
+    if (type != NSBitmapImageFileTypePNG || !_pixels) return nil;
+    return vz_png(_pixels, _width, _height);
+}
+- (void)dealloc {
+    free(_pixels);
+    _pixels = NULL;
+    VZ_ROOT_DEALLOC_TAIL
+}
+@end
+
 @interface VZVirtualMachineView : NSObject {
 @public
     VZVirtualMachine *_virtualMachine;
@@ -1988,6 +2097,29 @@ VZ_ROOT_METHODS
 - (void)setVirtualMachine:(VZVirtualMachine *)vm { VZ_RECORD(); vz_set_retained(&_virtualMachine, vm); }
 - (BOOL)capturesSystemKeys { VZ_RECORD(); return _capturesSystemKeys; }
 - (void)setCapturesSystemKeys:(BOOL)v { VZ_RECORD(); _capturesSystemKeys = v; }
+/* NSView's off-screen rendering: a bitmap the size of the rectangle ... */
+- (NSBitmapImageRep *)bitmapImageRepForCachingDisplayInRect:(NSRect)rect {
+    VZ_RECORD();
+    return [[[NSBitmapImageRep alloc] _vzInitWithWidth:(NSInteger)rect.size.width height:(NSInteger)rect.size.height] autorelease];
+}
+/* ... and the view drawn into it. The fake's "guest display": black without a running or paused
+ * VM; otherwise opaque blue (R 0x20, G 0x60, B 0xC0) with a white 16x16 square at the top left. */
+- (void)cacheDisplayInRect:(NSRect)rect toBitmapImageRep:(NSBitmapImageRep *)rep {
+    VZ_RECORD();
+    vz_lock();
+    VZVirtualMachineState state = _virtualMachine ? _virtualMachine->_state : VZVirtualMachineStateStopped;
+    vz_unlock();
+    BOOL on = state == VZVirtualMachineStateRunning || state == VZVirtualMachineStatePaused;
+    for (NSInteger y = 0; y < rep->_height; y++)
+        for (NSInteger x = 0; x < rep->_width; x++) {
+            unsigned char *px = rep->_pixels + (y * rep->_width + x) * 4;
+            BOOL mark = on && x < 16 && y < 16;
+            px[0] = mark ? 0xFF : on ? 0x20 : 0;
+            px[1] = mark ? 0xFF : on ? 0x60 : 0;
+            px[2] = mark ? 0xFF : on ? 0xC0 : 0;
+            px[3] = 0xFF;
+        }
+}
 @end
 
 /* Makes the two delegate protocols known to the runtime (objc_getProtocol), as Apple's are once
@@ -2046,6 +2178,9 @@ VZ_EXPORT_C void VZFakeFailNext(const char *selector, long code) {
     *p = f;
     pthread_mutex_unlock(&g_logMu);
 }
+
+/* A C function that does nothing: the benchmark's baseline for one call from .NET into native code. */
+VZ_EXPORT_C void *VZFakeBenchNop(void *value) { return value; }
 
 VZ_EXPORT_C void VZFakeSetDelayMs(int milliseconds) { g_delayMs = milliseconds < 0 ? 0 : milliseconds; }
 VZ_EXPORT_C void VZFakeSetGuestHonorsStopRequest(int honors) { g_guestHonorsStop = honors != 0; }

@@ -1,0 +1,62 @@
+using System.Runtime.InteropServices;
+
+namespace MacVm.Engine.Drivers.Apple.Interop;
+
+/// <summary>libc calls the Apple driver needs (same signatures on Linux and macOS).</summary>
+internal static partial class Libc
+{
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int dup(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int pipe(int* fds);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int shutdown(int fd, int how);
+
+    [LibraryImport("libc", EntryPoint = "clonefile", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int clonefile(string source, string destination, uint flags);
+
+    /// <summary>A second descriptor for the same open file or socket; throws on failure.</summary>
+    public static int Dup(int fd)
+    {
+        var copy = dup(fd);
+        return copy >= 0 ? copy : throw new IOException($"dup({fd}) failed: errno {Marshal.GetLastPInvokeError()}.");
+    }
+
+    /// <summary>Closes a descriptor (errors ignored: there is nothing to do about them).</summary>
+    public static void Close(int fd)
+    {
+        if (fd >= 0) close(fd);
+    }
+
+    /// <summary>A pipe: (read end, write end).</summary>
+    public static unsafe (int Read, int Write) Pipe()
+    {
+        var fds = stackalloc int[2];
+        return pipe(fds) == 0 ? (fds[0], fds[1]) : throw new IOException($"pipe() failed: errno {Marshal.GetLastPInvokeError()}.");
+    }
+
+    /// <summary>Shuts a socket down both ways, which wakes a thread blocked reading it.</summary>
+    public static void ShutdownBoth(int fd) => shutdown(fd, 2);
+
+    /// <summary>
+    /// Makes <paramref name="destination"/> a copy of <paramref name="source"/>: an APFS clone (O(1), copy on
+    /// write) on macOS, a plain copy elsewhere (only the tests run there).
+    /// </summary>
+    public static void CloneFile(string source, string destination)
+    {
+        if (OperatingSystem.IsMacOS())
+        {
+            if (clonefile(source, destination, 0) == 0) return;
+            var errno = Marshal.GetLastPInvokeError();
+            const int ENOTSUP = 45, EXDEV = 18;
+            if (errno != ENOTSUP && errno != EXDEV)
+                throw new IOException($"Could not clone '{source}' to '{destination}': errno {errno}.");
+        }
+        File.Copy(source, destination);
+    }
+}
