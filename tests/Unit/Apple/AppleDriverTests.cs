@@ -225,7 +225,7 @@ public sealed class AppleDriverTests : IDisposable
         {
             await vm.StartAsync(null, CancellationToken.None);
             var mark = FakeVz.Calls().Length;
-            var frozen = await vm.SaveAsync(state, _folder.File_("disk-1.img"), CancellationToken.None);
+            var frozen = (await vm.SaveAsync(state, _folder.File_("disk-1.img"), CancellationToken.None)).FrozenDisk;
             Assert.Equal(new[]
             {
                 "-[VZVirtualMachineConfiguration validateSaveRestoreSupportWithError:]",

@@ -134,7 +134,7 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         return Msg.Bool(_vzConfig, Sel.ValidateSaveRestoreSupportWithError, &error) ? null : NS.Error(error)?.ToString() ?? "not supported";
     }
 
-    public async Task<string> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
+    public async Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
     {
         var refusal = await _queue.RunAsync(() =>
             ObjC.Responds(Vm(), Sel.SaveMachineStateToUrl) ? SaveRestoreRefusal() : "saving a machine state needs macOS 14 or later on Apple silicon").ConfigureAwait(false);
@@ -152,7 +152,8 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         AtomicFile.TryDelete(frozen);
         Libc.CloneFile(disk, frozen);
         _events.Log($"Machine state saved to '{stateFile}'; disk cloned to '{frozen}'.");
-        return frozen;
+        // The framework writes the file itself: the caller hashes it.
+        return new SavedMachine(frozen, null);
     }
 
     public async Task PauseAsync(CancellationToken ct)
