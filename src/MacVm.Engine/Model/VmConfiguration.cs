@@ -52,6 +52,12 @@ public sealed record VmConfiguration
 
     /// <summary>A machine state to load at the next start instead of booting; cleared once used.</summary>
     public RestoreSpec? Restore { get; init; }
+
+    /// <summary>
+    /// The loopback TCP port of the VM's screenshot endpoint: null for none (the default), 0 for a free
+    /// port chosen at each start (the chosen one is in <see cref="VmStatus.ScreenshotPort"/>).
+    /// </summary>
+    public int? ScreenshotPort { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>

@@ -49,6 +49,12 @@ public sealed class VmPaths
     /// <summary>QEMU's virtio-serial socket for the guest agent.</summary>
     public string AgentSocket => Combine(SocketDirectory, "agent.sock");
 
+    /// <summary>The screenshot endpoint's token (0600; a new one at each start of a VM with an endpoint).</summary>
+    public string ScreenshotToken => Combine(Directory, "screenshot.token");
+
+    /// <summary>A file name for one QEMU screendump (read and deleted at once).</summary>
+    public string NewScreendumpFile() => Combine(Directory, $".screendump-{Guid.NewGuid():N}.png");
+
     /// <summary>The VM's disk file.</summary>
     public string Disk(string fileName) => Combine(Directory, fileName);
 
