@@ -117,6 +117,10 @@ Import-Module '$pester'
     $env:MACVM_MODULE = Join-Path $ModuleDir 'MacVm.psd1'
     $env:MACVM_GUEST_DIR = $GuestDir
     $env:MACVM_TEST_RUN = $TestRun
+    # The screenshot tests decode pictures with this test tool (SkiaSharp), never inside the module's pwsh.
+    $probeDir = Join-Path $Out 'tools/ImageProbe'
+    Invoke-Native dotnet @('build', (Join-Path $Root 'tests/ImageProbe'), '-c', $Configuration, '--nologo', '-v', 'quiet', '-o', $probeDir) | Out-Host
+    $env:MACVM_IMAGE_PROBE = Join-Path $probeDir 'ImageProbe.dll'
     & (Get-PwshPath) -NoProfile -NonInteractive -Command $script | Out-Host
     if (-not (Test-Path $resultFile)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     Get-Content -Raw $resultFile | ConvertFrom-Json

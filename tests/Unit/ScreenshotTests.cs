@@ -302,3 +302,77 @@ public class ScreenshotModelTests
         Assert.Equal(800, back.Width);
     }
 }
+
+/// <summary>The host's HTTP endpoint on a real loopback socket, with a stand-in for the capture.</summary>
+public class ScreenshotServerTests
+{
+    private static readonly byte[] Jpeg = [0xFF, 0xD8, 0xFF, 0xD9];
+
+    private static async Task<(int Status, string? Type, byte[] Body, HttpResponseMessage Response)> GetAsync(int port, string pathAndQuery, string? bearer = null, HttpMethod? method = null)
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false });
+        using var request = new HttpRequestMessage(method ?? HttpMethod.Get, $"http://127.0.0.1:{port}{pathAndQuery}");
+        if (bearer is not null) request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+        var response = await client.SendAsync(request);
+        return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsByteArrayAsync(), response);
+    }
+
+    [Fact]
+    public async Task ItServesThePictureOnlyToTheTokenAndPassesFullThrough()
+    {
+        var token = ScreenshotToken.New();
+        var asked = new List<bool>();
+        await using var server = ScreenshotServer.Start(0, "web1", token,
+            (full, _) => { lock (asked) asked.Add(full); return Task.FromResult(new ScreenshotResult { Format = ScreenshotFormat.Jpeg, Data = Jpeg }); },
+            () => null, new HostLog());
+        Assert.InRange(server.Port, 1, 65535);
+
+        var anonymous = await GetAsync(server.Port, "/screenshot");
+        Assert.Equal(401, anonymous.Status);
+        Assert.Contains("Bearer", anonymous.Response.Headers.WwwAuthenticate.ToString());
+        Assert.Equal(401, (await GetAsync(server.Port, "/screenshot", bearer: "wrong")).Status);
+        Assert.Equal(401, (await GetAsync(server.Port, "/screenshot?token=wrong")).Status);
+        Assert.Empty(asked); // nothing was captured for them
+
+        var thumb = await GetAsync(server.Port, "/screenshot", bearer: token);
+        Assert.Equal((200, "image/jpeg"), (thumb.Status, thumb.Type));
+        Assert.Equal(Jpeg, thumb.Body);
+        var full = await GetAsync(server.Port, $"/screenshot?full=1&token={token}");
+        Assert.Equal(200, full.Status);
+        Assert.Equal([false, true], asked);
+
+        Assert.Equal(404, (await GetAsync(server.Port, "/", bearer: token)).Status);
+        Assert.Equal(405, (await GetAsync(server.Port, "/screenshot", bearer: token, method: HttpMethod.Post)).Status);
+    }
+
+    [Fact]
+    public async Task AFailedCaptureOrNoDisplayIs503WithTheReason()
+    {
+        var token = ScreenshotToken.New();
+        string? unavailable = null;
+        await using var server = ScreenshotServer.Start(0, "web1", token,
+            (_, _) => throw new IOException("QEMU refused 'screendump': no surface"),
+            () => unavailable, new HostLog());
+        var failed = await GetAsync(server.Port, "/screenshot", bearer: token);
+        Assert.Equal(503, failed.Status);
+        Assert.Contains("no surface", System.Text.Encoding.UTF8.GetString(failed.Body));
+        unavailable = "VM 'web1' is Stopping: there is no display to capture.";
+        var stopping = await GetAsync(server.Port, "/screenshot", bearer: token);
+        Assert.Equal(503, stopping.Status);
+        Assert.Contains("Stopping", System.Text.Encoding.UTF8.GetString(stopping.Body));
+    }
+
+    [Fact]
+    public async Task ItListensOnLoopbackOnlyAndAFixedPortInUseIsAPortInUseError()
+    {
+        await using var server = ScreenshotServer.Start(0, "web1", "t", (_, _) => Task.FromResult(new ScreenshotResult()), () => null, new HostLog());
+        var listening = System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpListeners()
+            .Where(e => e.Port == server.Port).ToList();
+        Assert.NotEmpty(listening);
+        Assert.All(listening, e => Assert.Equal(IPAddress.Loopback, e.Address));
+
+        var ex = Assert.Throws<MacVmException>(() => ScreenshotServer.Start(server.Port, "web2", "t", (_, _) => Task.FromResult(new ScreenshotResult()), () => null, new HostLog()));
+        Assert.Equal("PortInUse", ex.Problem);
+        Assert.Contains($"Port {server.Port}", ex.Message);
+    }
+}
