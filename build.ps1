@@ -8,7 +8,7 @@
       Build  (default) the module in out/MacVm (manifest, cmdlets, host in lib/, formats, MAML help)
       Guest  the test guest in out/guest (cached by package versions)
       Test   Build + Guest, then the xUnit and Pester suites; prints 'N passed, N failed'
-      Bench  Build + Guest, then the benchmarks: foundation, snapshots (figures on standard output, JSON in out/bench)
+      Bench  Build + Guest, then the benchmarks: foundation, snapshots, screenshots (figures on standard output, JSON in out/bench)
       Demo   Build + Guest, then a demo VM on the built-in default: create, show, ping, stop, remove
 .EXAMPLE
     ./build.ps1 -Task Test
@@ -163,7 +163,7 @@ switch ($Task) {
         Invoke-GuestBuild
         # Each benchmark runs even when the one before failed; the first failure's exit code is the task's.
         $benchExit = 0
-        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1') {
+        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1', 'Invoke-ScreenshotBenchmarks.ps1') {
             & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root "tests/Benchmarks/$bench") -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
             if ($LASTEXITCODE -ne 0 -and $benchExit -eq 0) { $benchExit = $LASTEXITCODE }
         }
