@@ -23,6 +23,7 @@
         'Wait-MacVm'
         'Test-MacVmGuest'
         'Invoke-MacVmGuestCommand'
+        'Get-MacVmScreenshot'
         'Save-MacVm'
         'Use-MacVmSnapshot'
         'Restore-MacVmSnapshot'

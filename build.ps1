@@ -8,7 +8,7 @@
       Build  (default) the module in out/MacVm (manifest, cmdlets, host in lib/, formats, MAML help)
       Guest  the test guest in out/guest (cached by package versions)
       Test   Build + Guest, then the xUnit and Pester suites; prints 'N passed, N failed'
-      Bench  Build + Guest, then the benchmarks: foundation, snapshots, Apple binding (figures on standard output, JSON in out/bench)
+      Bench  Build + Guest, then the benchmarks: foundation, snapshots, screenshots, Apple binding (figures on standard output, JSON in out/bench)
       Demo   Build + Guest, then a demo VM on the built-in default: create, show, ping, stop, remove
 .EXAMPLE
     ./build.ps1 -Task Test
@@ -142,6 +142,10 @@ Import-Module '$pester'
     $env:MACVM_MODULE = Join-Path $ModuleDir 'MacVm.psd1'
     $env:MACVM_GUEST_DIR = $GuestDir
     $env:MACVM_TEST_RUN = $TestRun
+    # The screenshot tests decode pictures with this test tool (SkiaSharp), never inside the module's pwsh.
+    $probeDir = Join-Path $Out 'tools/ImageProbe'
+    Invoke-Native dotnet @('build', (Join-Path $Root 'tests/ImageProbe'), '-c', $Configuration, '--nologo', '-v', 'quiet', '-o', $probeDir) | Out-Host
+    $env:MACVM_IMAGE_PROBE = Join-Path $probeDir 'ImageProbe.dll'
     & (Get-PwshPath) -NoProfile -NonInteractive -Command $script | Out-Host
     if (-not (Test-Path $resultFile)) { return [pscustomobject]@{ Passed = 0; Failed = 1 } }
     Get-Content -Raw $resultFile | ConvertFrom-Json
@@ -184,7 +188,7 @@ switch ($Task) {
         Invoke-GuestBuild
         # Each benchmark runs even when the one before failed; the first failure's exit code is the task's.
         $benchExit = 0
-        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1') {
+        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1', 'Invoke-ScreenshotBenchmarks.ps1') {
             & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root "tests/Benchmarks/$bench") -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
             if ($LASTEXITCODE -ne 0 -and $benchExit -eq 0) { $benchExit = $LASTEXITCODE }
         }

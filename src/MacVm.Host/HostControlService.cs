@@ -87,6 +87,22 @@ public sealed class HostControlService
         }
     }
 
+    /// <summary>Captures the display and encodes it (running or paused VM).</summary>
+    [JsonRpcMethod(HostMethods.Screenshot)]
+    public async Task<ScreenshotResult> ScreenshotAsync(ScreenshotRequest request, CancellationToken ct)
+    {
+        RequireState(VmState.Running, VmState.Paused);
+        try
+        {
+            return await _host.Screenshots.TakeAsync(request, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _host.Log.Write($"Screenshot failed: {ex}");
+            throw Problem(HostErrorCodes.CaptureFailed, $"The display of VM '{_host.Config.Name}' could not be captured: {ex.Message}");
+        }
+    }
+
     private Engine.Drivers.IVirtualMachine RequireState(params VmState[] allowed)
     {
         var status = _host.Status;

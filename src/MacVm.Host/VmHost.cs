@@ -39,6 +39,9 @@ internal sealed class VmHost : IVmEventSink, IDisposable
 
     internal HostLog Log => _log;
 
+    /// <summary>Screenshots for the control socket and the HTTP endpoint.</summary>
+    internal ScreenshotService Screenshots { get; private set; } = null!;
+
     /// <summary>The final status, once the hypervisor has exited and it is recorded.</summary>
     internal Task<VmStatus> Final => _final.Task;
 
@@ -91,6 +94,8 @@ internal sealed class VmHost : IVmEventSink, IDisposable
     {
         _log.Write($"MacVm.Host {typeof(VmHost).Assembly.GetName().Version} pid {Environment.ProcessId} for '{_paths.Directory}'");
         ControlServer? server = null;
+        ScreenshotServer? endpoint = null;
+        Screenshots = new ScreenshotService(this);
         try
         {
             Config = ModelJson.Deserialize<VmConfiguration>(File.ReadAllText(_paths.Manifest), $"The manifest '{_paths.Manifest}'");
@@ -109,6 +114,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             // Serve at once: the caller connects (and both sides warm up) while the hypervisor starts;
             // it sees Starting until then, and vm.waitForBoot answers when the guest is up.
             server.Start();
+            if (Config.ScreenshotPort is { } screenshotPort) endpoint = StartScreenshotEndpoint(screenshotPort);
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
             {
                 ctx.Cancel = true;
@@ -154,6 +160,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 State = _failReason is null && (_stopReason is not null || exit.GuestShutdown) ? VmState.Stopped : VmState.Failed,
                 Reason = _failReason ?? _stopReason ?? (exit.GuestShutdown ? "The guest shut down." : $"The hypervisor ended unexpectedly: {exit.Description}"),
                 HypervisorProcessId = null,
+                ScreenshotPort = null,
             });
             _final.TrySetResult(final);
             _log.Write($"Final state {final.State}: {final.Reason}");
@@ -165,7 +172,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         catch (Exception ex)
         {
             _log.Write($"Host failed: {ex}");
-            var failed = Update(s => s with { State = VmState.Failed, Reason = ex.Message, HypervisorProcessId = null });
+            var failed = Update(s => s with { State = VmState.Failed, Reason = ex.Message, HypervisorProcessId = null, ScreenshotPort = null });
             _final.TrySetResult(failed);
             Machine?.Kill();
             return 1;
@@ -174,12 +181,31 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         {
             _shutdown.Cancel();
             if (server is not null) await server.DisposeAsync().ConfigureAwait(false);
+            if (endpoint is not null) await endpoint.DisposeAsync().ConfigureAwait(false);
+            if (Config?.ScreenshotPort is not null) AtomicFile.TryDelete(_paths.ScreenshotToken);
             if (Agent is not null) await Agent.DisposeAsync().ConfigureAwait(false);
             if (Machine is not null) await Machine.DisposeAsync().ConfigureAwait(false);
             _console?.Dispose();
             AtomicFile.TryDelete(_paths.HostPid);
             _log.Write("Host exits.");
         }
+    }
+
+    /// <summary>
+    /// Writes a new token (0600, in the 0700 VM folder) and opens the HTTP endpoint; its port goes into the status.
+    /// A port that cannot be bound fails the host, and so the start, with the reason.
+    /// </summary>
+    private ScreenshotServer StartScreenshotEndpoint(int port)
+    {
+        var token = Engine.Screenshots.ScreenshotToken.New();
+        AtomicFile.WriteAllBytes(_paths.ScreenshotToken, System.Text.Encoding.UTF8.GetBytes(token), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var endpoint = ScreenshotServer.Start(port, Config.Name, token,
+            (full, ct) => Screenshots.TakeAsync(new ScreenshotRequest { Full = full }, ct),
+            () => Status.State is VmState.Running or VmState.Paused ? null : $"VM '{Config.Name}' is {Status.State}: there is no display to capture.",
+            _log);
+        _log.Write($"Screenshot endpoint on http://127.0.0.1:{endpoint.Port}{Engine.Screenshots.ScreenshotEndpoint.Path} (token in {_paths.ScreenshotToken}).");
+        Update(s => s with { ScreenshotPort = endpoint.Port });
+        return endpoint;
     }
 
     /// <summary>Stops the VM (graceful unless <paramref name="force"/>) and returns the final status.</summary>

@@ -55,6 +55,12 @@ BeforeAll {
         'Test-MacVmGuest'   = @{ Vms = [ordered]@{ web1 = 'Running' } }
         'Save-MacVm'        = @{ Vms = [ordered]@{ web1 = 'Running' } }
         'Invoke-MacVmGuestCommand' = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Get-MacVmScreenshot' = @(
+            @{ Vms = [ordered]@{ web1 = 'Running' } }
+            @{ Vms = [ordered]@{ web1 = 'Running' } }
+            @{ Vms = [ordered]@{ web1 = 'Running'; web2 = 'Paused' } }
+            @{ Vms = [ordered]@{ web1 = 'Running' } }
+            @{ Vms = [ordered]@{} })
         'Restore-MacVmSnapshot' = @{ Snapshots = @('base') }
         'Get-MacVmSnapshot' = @{ Snapshots = @('base') }
         'Remove-MacVmSnapshot' = @{ Snapshots = @('base') }

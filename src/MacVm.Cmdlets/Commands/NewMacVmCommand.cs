@@ -49,6 +49,11 @@ public sealed class NewMacVmCommand : MacVmCmdlet
     [Parameter]
     public SwitchParameter NoStart { get; set; }
 
+    /// <summary>Serve screenshots over HTTP on this loopback port (0: a free port), guarded by the VM's token; off by default.</summary>
+    [Parameter]
+    [ValidateRange(0, Engine.Screenshots.ScreenshotEndpoint.MaxPort)]
+    public int? ScreenshotPort { get; set; }
+
     /// <inheritdoc/>
     protected override void ProcessRecord()
     {
@@ -64,6 +69,7 @@ public sealed class NewMacVmCommand : MacVmCmdlet
             BootTimeoutSeconds = BootTimeoutSec,
             ExtraKernelArguments = KernelArguments,
             NoStart = NoStart,
+            ScreenshotPort = ScreenshotPort,
         };
         ForItem(Name, () => WriteObject(RunEngine((r, ct) => Vms.CreateAsync(request, r, ct))));
     }

@@ -34,6 +34,11 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     [Parameter]
     public SwitchParameter NoFallback { get; set; }
 
+    /// <summary>Serve screenshots over HTTP on this loopback port (0: a free port; needed with -Count), guarded by each VM's token; off by default.</summary>
+    [Parameter]
+    [ValidateRange(0, Engine.Screenshots.ScreenshotEndpoint.MaxPort)]
+    public int? ScreenshotPort { get; set; }
+
     /// <summary>Replace existing VMs of the same names without asking (they are killed and removed).</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -42,7 +47,10 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     protected override void ProcessRecord()
     {
         var snapshot = ParameterSetName == ByObject ? Snapshot!.Name : SnapshotName;
-        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback };
+        if (Count > 1 && ScreenshotPort is > 0)
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-ScreenshotPort {ScreenshotPort} cannot serve {Count} VMs: one port serves one VM. Give -ScreenshotPort 0 (each VM picks a free port)."),
+                ErrorIdPrefix + "InvalidArgument", ErrorCategory.InvalidArgument, ScreenshotPort));
+        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback, ScreenshotPort = ScreenshotPort };
         if (!ShouldProcess(snapshot, Count == 1 ? $"Restore into a new VM '{Name ?? "(generated name)"}'" : $"Restore into {Count} new VMs")) return;
         if (Name is not null)
         {

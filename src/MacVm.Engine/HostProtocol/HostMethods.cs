@@ -32,6 +32,53 @@ public static class HostMethods
 
     /// <summary>(timeoutMs) → <see cref="GuestPingResult"/>: a round trip through the guest agent.</summary>
     public const string PingGuest = "guest.ping";
+
+    /// <summary>(<see cref="ScreenshotRequest"/>) → <see cref="ScreenshotResult"/>: captures and encodes the display (running or paused VM).</summary>
+    public const string Screenshot = "vm.screenshot";
+}
+
+/// <summary>What picture to take.</summary>
+public sealed record ScreenshotRequest
+{
+    /// <summary>The whole display at its own size; else a thumbnail 800 px wide.</summary>
+    public bool Full { get; init; }
+
+    /// <summary>The encoding.</summary>
+    public ScreenshotFormat Format { get; init; } = ScreenshotFormat.Jpeg;
+
+    /// <summary>JPEG quality 1–100; null for the default (60 thumbnail, 85 full).</summary>
+    public int? Quality { get; init; }
+}
+
+/// <summary>A picture the host took.</summary>
+public sealed record ScreenshotResult
+{
+    /// <summary>Pixels across, of the picture.</summary>
+    public int Width { get; init; }
+
+    /// <summary>Pixels down, of the picture.</summary>
+    public int Height { get; init; }
+
+    /// <summary>Pixels across of the display.</summary>
+    public int DisplayWidth { get; init; }
+
+    /// <summary>Pixels down of the display.</summary>
+    public int DisplayHeight { get; init; }
+
+    /// <summary>The encoding.</summary>
+    public ScreenshotFormat Format { get; init; }
+
+    /// <summary>The JPEG quality used; null for PNG.</summary>
+    public int? Quality { get; init; }
+
+    /// <summary>When the display was captured (UTC).</summary>
+    public DateTimeOffset TakenUtc { get; init; }
+
+    /// <summary>Capture plus encoding in the host, in milliseconds.</summary>
+    public double DurationMs { get; init; }
+
+    /// <summary>The encoded picture (base64 in JSON).</summary>
+    public byte[] Data { get; init; } = [];
 }
 
 /// <summary>How to stop a VM.</summary>
@@ -106,6 +153,9 @@ public static class HostErrorCodes
     /// <summary>A save failed (the VM goes on running).</summary>
     public const int SaveFailed = -32013;
 
+    /// <summary>The display could not be captured or encoded.</summary>
+    public const int CaptureFailed = -32014;
+
     /// <summary>The Problem name of a code ("HostFailed" for anything else).</summary>
     public static string Problem(int code) => code switch
     {
@@ -113,6 +163,7 @@ public static class HostErrorCodes
         NoGuestAgent => "NoGuestAgent",
         GuestNotAnswering => "GuestNotAnswering",
         SaveFailed => "SaveFailed",
+        CaptureFailed => "CaptureFailed",
         _ => "HostFailed",
     };
 }

@@ -62,6 +62,15 @@ public sealed class MacVm
     /// <summary>How long the VM has been up.</summary>
     public TimeSpan? Uptime => Status.StartedUtc is { } s && State is VmState.Running or VmState.Paused ? DateTimeOffset.UtcNow - s : null;
 
+    /// <summary>The loopback port of the screenshot endpoint while the VM runs with one (New-MacVm -ScreenshotPort).</summary>
+    public int? ScreenshotPort => State is VmState.Running or VmState.Paused ? Status.ScreenshotPort : null;
+
+    /// <summary>
+    /// The screenshot endpoint's address while it serves (GET; add ?full=1 for the whole display). It needs the
+    /// VM's token (the GetScreenshotToken() method) as "Authorization: Bearer &lt;token&gt;" or "?token=&lt;token&gt;".
+    /// </summary>
+    public string? ScreenshotUrl => ScreenshotPort is { } p ? $"http://127.0.0.1:{p}/screenshot" : null;
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 }

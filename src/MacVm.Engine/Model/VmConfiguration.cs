@@ -58,6 +58,12 @@ public sealed record VmConfiguration
 
     /// <summary>A host folder shared with the guest over VirtioFS (Apple driver), or null.</summary>
     public string? SharedDirectory { get; init; }
+
+    /// <summary>
+    /// The loopback TCP port of the VM's screenshot endpoint: null for none (the default), 0 for a free
+    /// port chosen at each start (the chosen one is in <see cref="VmStatus.ScreenshotPort"/>).
+    /// </summary>
+    public int? ScreenshotPort { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>

@@ -36,6 +36,9 @@ public sealed record VmStatus
     /// <summary>Why a restore fell back to a cold boot, if it did.</summary>
     public string? RestoreFallbackReason { get; init; }
 
+    /// <summary>The loopback port the screenshot endpoint listens on, while it does.</summary>
+    public int? ScreenshotPort { get; init; }
+
     /// <summary>When this status was written (UTC).</summary>
     public DateTimeOffset UpdatedUtc { get; init; } = DateTimeOffset.UtcNow;
 

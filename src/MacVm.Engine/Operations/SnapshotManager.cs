@@ -17,6 +17,8 @@ public sealed record RestoreRequest
     public int Count { get; init; } = 1;
     /// <summary>Fail instead of cold-booting when the state does not load.</summary>
     public bool NoFallback { get; init; }
+    /// <summary>The screenshot endpoint's loopback port of each new VM: null for none, 0 for a free one (needed with several VMs).</summary>
+    public int? ScreenshotPort { get; init; }
 }
 
 /// <summary>
@@ -113,7 +115,7 @@ public sealed class SnapshotManager
                         Driver = vm.Driver,
                         Image = vm.Image,
                         ImageDigest = vm.ImageDigest,
-                        Configuration = vm with { Name = name, Boot = vm.Boot with { DiskFile = "disk.qcow2" }, Restore = null },
+                        Configuration = vm with { Name = name, Boot = vm.Boot with { DiskFile = "disk.qcow2" }, Restore = null, ScreenshotPort = null },
                         Files = files,
                     };
                     AtomicFile.WriteAllText(Path.Combine(staging, "snapshot.json"), ModelJson.Serialize(snapshot));
@@ -157,6 +159,10 @@ public sealed class SnapshotManager
     public async Task<IReadOnlyList<MacVm>> RestoreAsync(RestoreRequest request, IOperationReporter reporter, CancellationToken ct)
     {
         if (request.Count < 1) throw new ArgumentOutOfRangeException(nameof(request.Count), "Count must be at least 1.");
+        Screenshots.ScreenshotEndpoint.ValidatePort(request.ScreenshotPort);
+        if (request.Count > 1 && request.ScreenshotPort is > 0)
+            throw new ArgumentException($"ScreenshotPort {request.ScreenshotPort} cannot serve {request.Count} VMs: one port serves one VM. Give -ScreenshotPort 0 (each VM picks a free port).", nameof(request.ScreenshotPort));
+        Screenshots.ScreenshotEndpoint.CheckPortFree(request.ScreenshotPort, request.Name ?? request.Snapshot);
         var snapshot = Get(request.Snapshot);
         var problems = await SnapshotIntegrity.VerifyAsync(snapshot, ct).ConfigureAwait(false);
         if (problems.Any(p => p.File.Role != "state"))
@@ -173,7 +179,7 @@ public sealed class SnapshotManager
         var prefix = request.Name ?? $"{snapshot.Name}-{Guid.NewGuid().ToString("N")[..6]}";
         var names = request.Count == 1 ? new[] { prefix } : Enumerable.Range(1, request.Count).Select(i => $"{prefix}-{i}").ToArray();
         foreach (var n in names) NameRules.Validate("VM", n, "Name");
-        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request.NoFallback, reporter, ct)).ToList();
+        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request, reporter, ct)).ToList();
         await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default))).ConfigureAwait(false);
         var failed = tasks.Where(t => t.IsFaulted || t.IsCanceled).ToList();
         if (failed.Count > 0)
@@ -189,7 +195,7 @@ public sealed class SnapshotManager
         return vms;
     }
 
-    private async Task<MacVm> RestoreOneAsync(MacVmSnapshot snapshot, string name, bool loadState, bool noFallback, IOperationReporter reporter, CancellationToken ct)
+    private async Task<MacVm> RestoreOneAsync(MacVmSnapshot snapshot, string name, bool loadState, RestoreRequest request, IOperationReporter reporter, CancellationToken ct)
     {
         var final = Store.Vm(name);
         if (Directory.Exists(final.Directory))
@@ -209,7 +215,9 @@ public sealed class SnapshotManager
                 CreatedUtc = DateTimeOffset.UtcNow,
                 Snapshot = snapshot.Name,
                 Boot = snapshot.Configuration.Boot with { DiskFile = "disk.qcow2" },
-                Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = noFallback } : null,
+                Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = request.NoFallback } : null,
+                // Each restored VM gets the endpoint asked for now, never the saved VM's port (copies would collide).
+                ScreenshotPort = request.ScreenshotPort,
             };
             AtomicFile.WriteAllText(Path.Combine(staging, "vm.json"), ModelJson.Serialize(config));
             Directory.Move(staging, final.Directory);

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using MacVm.Engine.Drivers;
 using MacVm.Engine.HostProtocol;
 using MacVm.Engine.Platform;
+using MacVm.Engine.Screenshots;
 using MacVm.Engine.Store;
 
 namespace MacVm.Engine.Operations;
@@ -27,6 +28,8 @@ public sealed record NewVmRequest
     public string? ExtraKernelArguments { get; init; }
     /// <summary>Make the VM but do not start it.</summary>
     public bool NoStart { get; init; }
+    /// <summary>The screenshot endpoint's loopback port: null for none, 0 for a free one.</summary>
+    public int? ScreenshotPort { get; init; }
 }
 
 /// <summary>Conditions Wait-MacVm can wait for besides a state.</summary>
@@ -77,6 +80,7 @@ public sealed class VmManager
             throw new ArgumentOutOfRangeException(nameof(request.MemoryMB), request.MemoryMB, $"MemoryMB {request.MemoryMB} is more than this machine's {hostMemoryMB} MiB. Give less.");
         if (request.BootTimeoutSeconds is < 1 or > 3600)
             throw new ArgumentOutOfRangeException(nameof(request.BootTimeoutSeconds), request.BootTimeoutSeconds, "BootTimeoutSeconds must be 1 to 3600.");
+        ScreenshotEndpoint.ValidatePort(request.ScreenshotPort);
 
         var driver = DriverRegistry.Get(request.Driver);
         driver.CheckAvailable(request.Accelerator);
@@ -85,6 +89,7 @@ public sealed class VmManager
         var final = Store.Vm(request.Name);
         if (Directory.Exists(final.Directory))
             throw NameTaken(request.Name);
+        if (!request.NoStart) ScreenshotEndpoint.CheckPortFree(request.ScreenshotPort, request.Name);
 
         var activity = Interlocked.Increment(ref s_activityIds);
         reporter.Progress(new OperationProgress(activity, $"Creating VM {request.Name}", "Cloning the image disk", 10));
@@ -111,6 +116,7 @@ public sealed class VmManager
                 Accelerator = request.Accelerator,
                 BootTimeoutSeconds = request.BootTimeoutSeconds,
                 ExtraKernelArguments = request.ExtraKernelArguments,
+                ScreenshotPort = request.ScreenshotPort,
                 Boot = new BootSpec
                 {
                     KernelPath = image.Kernel is null ? null : Path.Combine(image.Path!, image.Kernel),
@@ -246,6 +252,7 @@ public sealed class VmManager
                 return new MacVm(config, status, paths.Directory);
             }
             DriverRegistry.Get(config.Driver).CheckAvailable(config.Accelerator);
+            ScreenshotEndpoint.CheckPortFree(config.ScreenshotPort, name);
             CleanUpLeftovers(paths);
             reporter.Progress(new OperationProgress(activity, title, "Starting the host process", 30));
             var client = await HostLauncher.LaunchAsync(paths, ct).ConfigureAwait(false);
@@ -342,6 +349,37 @@ public sealed class VmManager
         var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
         await using (client.ConfigureAwait(false))
             return await client.RunInGuestAsync(script, (int)timeout.TotalMilliseconds, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Captures the display of a running or paused VM in its host (which encodes it) and returns the picture,
+    /// or writes it to <paramref name="path"/> (atomically: a failure leaves no partial file) when one is given.
+    /// </summary>
+    public async Task<MacVmScreenshot> ScreenshotAsync(string name, ScreenshotRequest request, string? path, CancellationToken ct)
+    {
+        ScreenshotSettings.ResolveQuality(request.Full, request.Quality);
+        ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        ScreenshotResult result;
+        await using (client.ConfigureAwait(false))
+            result = await client.ScreenshotAsync(request, ct).ConfigureAwait(false);
+        if (path is not null) AtomicFile.WriteAllBytes(path, result.Data);
+        return new MacVmScreenshot
+        {
+            VMName = name,
+            Width = result.Width,
+            Height = result.Height,
+            DisplayWidth = result.DisplayWidth,
+            DisplayHeight = result.DisplayHeight,
+            Format = result.Format,
+            Quality = result.Quality,
+            Full = request.Full,
+            TakenUtc = result.TakenUtc,
+            DurationMs = result.DurationMs,
+            SizeBytes = result.Data.Length,
+            Data = path is null ? result.Data : null,
+            Path = path,
+        };
     }
 
     private async Task<MacVm> WithHostAsync(string name, Func<HostClient, CancellationToken, Task<VmStatus>> call, CancellationToken ct)

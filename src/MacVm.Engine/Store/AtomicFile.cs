@@ -25,6 +25,31 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Writes bytes to a temporary file beside <paramref name="path"/>, flushes it and renames it into place
+    /// (created with <paramref name="mode"/> when given): a failure leaves no partial file.
+    /// </summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode? mode = null)
+    {
+        var tmp = $"{path}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        try
+        {
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            if (mode is { } m) options.UnixCreateMode = m;
+            using (var fs = new FileStream(tmp, options))
+            {
+                fs.Write(bytes);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            TryDelete(tmp);
+            throw;
+        }
+    }
+
     /// <summary>Deletes a file, ignoring a missing one.</summary>
     public static void TryDelete(string path)
     {

@@ -51,6 +51,12 @@ public sealed class VmPaths
     /// <summary>Where the host receives the machine state from QEMU during a save.</summary>
     public string SaveSocket => Combine(SocketDirectory, "save.sock");
 
+    /// <summary>The screenshot endpoint's token (0600; a new one at each start of a VM with an endpoint).</summary>
+    public string ScreenshotToken => Combine(Directory, "screenshot.token");
+
+    /// <summary>A file name for one QEMU screendump (read and deleted at once).</summary>
+    public string NewScreendumpFile() => Combine(Directory, $".screendump-{Guid.NewGuid():N}.png");
+
     /// <summary>The VM's disk file.</summary>
     public string Disk(string fileName) => Combine(Directory, fileName);
 

@@ -303,15 +303,38 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return new NetworkStream(socket, ownsSocket: true);
     }
 
-    // Placeholders until the network (issue 4) and screenshot (issue 5) work lands on this driver.
+    // Placeholders until the network work (issue 4) lands on this driver.
     public Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct) =>
         throw new NotSupportedException("Changing the network is not implemented for the QEMU driver yet.");
 
     public Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct) =>
         throw new NotSupportedException("The guest IP channel is not implemented for the QEMU driver yet.");
 
-    public Task<ScreenCapture> CaptureScreenAsync(CancellationToken ct) =>
-        throw new NotSupportedException("Screenshots are not implemented for the QEMU driver yet.");
+    private readonly SemaphoreSlim _capturing = new(1, 1);
+
+    /// <summary>
+    /// QMP screendump writes a PNG of the display to a file (also while paused); it is read and deleted at once.
+    /// One capture at a time per VM: QEMU serialises them anyway, and each gets its own file.
+    /// </summary>
+    public async Task<ScreenCapture> CaptureScreenAsync(CancellationToken ct)
+    {
+        await _capturing.WaitAsync(ct).ConfigureAwait(false);
+        var file = _paths.NewScreendumpFile();
+        try
+        {
+            await Qmp().ExecuteAsync("screendump", new { filename = file, format = "png" }, ct).ConfigureAwait(false);
+            var data = await File.ReadAllBytesAsync(file, ct).ConfigureAwait(false);
+            var header = Screenshots.ImageHeader.Read(data);
+            if (header is not { Format: ScreenshotFormat.Png } h)
+                throw new IOException($"QEMU's screendump '{file}' is not a PNG ({data.Length} bytes).");
+            return new ScreenCapture(h.Width, h.Height, ScreenCaptureFormat.Png, data);
+        }
+        finally
+        {
+            AtomicFile.TryDelete(file);
+            _capturing.Release();
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -321,5 +344,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         if (_serialPump is not null) await _serialPump.ConfigureAwait(false);
         _process?.Dispose();
         _stopping.Dispose();
+        _capturing.Dispose();
     }
 }
