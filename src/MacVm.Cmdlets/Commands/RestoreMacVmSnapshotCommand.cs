@@ -34,6 +34,16 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     [Parameter]
     public SwitchParameter NoFallback { get; set; }
 
+    /// <summary>Where the restored VMs' network cards are plugged in: None, Nat, or a datagram socket path (default: as the snapshot was saved).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(NetworkCompleter))]
+    public string? Network { get; set; }
+
+    /// <summary>With a socket -Network and one VM: the name its client socket is derived from.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ClientId { get; set; }
+
     /// <summary>Replace existing VMs of the same names without asking (they are killed and removed).</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -42,7 +52,8 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     protected override void ProcessRecord()
     {
         var snapshot = ParameterSetName == ByObject ? Snapshot!.Name : SnapshotName;
-        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback };
+        var network = NetworkArguments.Check(this, () => NetworkArguments.Parse(this, Network, ClientId));
+        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback, Network = network };
         if (!ShouldProcess(snapshot, Count == 1 ? $"Restore into a new VM '{Name ?? "(generated name)"}'" : $"Restore into {Count} new VMs")) return;
         if (Name is not null)
         {

@@ -27,6 +27,12 @@ public static class HostMethods
     /// <summary>(<see cref="SaveRequest"/>) → <see cref="SaveResult"/>: saves the machine state and freezes the disk layer.</summary>
     public const string Save = "vm.save";
 
+    /// <summary>(<see cref="NetworkAttachment"/>) → <see cref="VmStatus"/>: re-plugs the NIC (None, Nat, a datagram server) and records it in vm.json.</summary>
+    public const string SetNetwork = "vm.setNetwork";
+
+    /// <summary>(<see cref="GuestIpConfiguration"/> or null) → <see cref="VmStatus"/>: the IP configuration served to the guest from now on (null: <c>wait</c>).</summary>
+    public const string SetGuestIp = "vm.setGuestIp";
+
     /// <summary>(script, timeoutMs) → <see cref="GuestCommandResult"/>: runs a shell script in the guest through the agent.</summary>
     public const string RunInGuest = "guest.run";
 
@@ -103,6 +109,9 @@ public static class HostErrorCodes
     /// <summary>A save failed (the VM goes on running).</summary>
     public const int SaveFailed = -32013;
 
+    /// <summary>The NIC could not be plugged in where asked (the VM stays where it was).</summary>
+    public const int NetworkFailed = -32014;
+
     /// <summary>The Problem name of a code ("HostFailed" for anything else).</summary>
     public static string Problem(int code) => code switch
     {
@@ -110,6 +119,7 @@ public static class HostErrorCodes
         NoGuestAgent => "NoGuestAgent",
         GuestNotAnswering => "GuestNotAnswering",
         SaveFailed => "SaveFailed",
+        NetworkFailed => "NetworkFailed",
         _ => "HostFailed",
     };
 }

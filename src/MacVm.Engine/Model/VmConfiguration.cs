@@ -52,6 +52,12 @@ public sealed record VmConfiguration
 
     /// <summary>A machine state to load at the next start instead of booting; cleared once used.</summary>
     public RestoreSpec? Restore { get; init; }
+
+    /// <summary>Where the NIC is plugged in when the VM starts (null: unplugged); Connect-MacVmNetwork changes it.</summary>
+    public NetworkAttachment? Network { get; init; }
+
+    /// <summary>The NIC's MAC address (locally administered), fixed when the VM is made.</summary>
+    public string? MacAddress { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>

@@ -17,6 +17,8 @@ public sealed record RestoreRequest
     public int Count { get; init; } = 1;
     /// <summary>Fail instead of cold-booting when the state does not load.</summary>
     public bool NoFallback { get; init; }
+    /// <summary>Where the restored VMs' NICs are plugged in (default: where the snapshot's VM was when saved).</summary>
+    public NetworkAttachment? Network { get; init; }
 }
 
 /// <summary>
@@ -171,6 +173,7 @@ public sealed class SnapshotManager
     public async Task<IReadOnlyList<MacVm>> RestoreAsync(RestoreRequest request, IOperationReporter reporter, CancellationToken ct)
     {
         if (request.Count < 1) throw new ArgumentOutOfRangeException(nameof(request.Count), "Count must be at least 1.");
+        var network = request.Network is null ? null : NetworkRules.Validate(request.Network);
         var snapshot = Get(request.Snapshot);
         var problems = await VerifyAsync(snapshot, ct).ConfigureAwait(false);
         if (problems.Any(p => p.File.Role != "state"))
@@ -187,7 +190,7 @@ public sealed class SnapshotManager
         var prefix = request.Name ?? $"{snapshot.Name}-{Guid.NewGuid().ToString("N")[..6]}";
         var names = request.Count == 1 ? new[] { prefix } : Enumerable.Range(1, request.Count).Select(i => $"{prefix}-{i}").ToArray();
         foreach (var n in names) NameRules.Validate("VM", n, "Name");
-        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request.NoFallback, reporter, ct)).ToList();
+        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request.NoFallback, network, reporter, ct)).ToList();
         await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default))).ConfigureAwait(false);
         var failed = tasks.Where(t => t.IsFaulted || t.IsCanceled).ToList();
         if (failed.Count > 0)
@@ -203,7 +206,7 @@ public sealed class SnapshotManager
         return vms;
     }
 
-    private async Task<MacVm> RestoreOneAsync(MacVmSnapshot snapshot, string name, bool loadState, bool noFallback, IOperationReporter reporter, CancellationToken ct)
+    private async Task<MacVm> RestoreOneAsync(MacVmSnapshot snapshot, string name, bool loadState, bool noFallback, NetworkAttachment? network, IOperationReporter reporter, CancellationToken ct)
     {
         var final = Store.Vm(name);
         if (Directory.Exists(final.Directory))
@@ -223,6 +226,9 @@ public sealed class SnapshotManager
                 CreatedUtc = DateTimeOffset.UtcNow,
                 Snapshot = snapshot.Name,
                 Boot = snapshot.Configuration.Boot with { DiskFile = "disk.qcow2" },
+                // Each VM its own MAC: the guest IP agent gives it to the NIC (the saved state holds the snapshot's).
+                MacAddress = GuestIpRules.NewMacAddress(),
+                Network = network is null ? snapshot.Configuration.Network : network.Kind == NetworkKind.None ? null : network,
                 Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = noFallback } : null,
             };
             AtomicFile.WriteAllText(Path.Combine(staging, "vm.json"), ModelJson.Serialize(config));

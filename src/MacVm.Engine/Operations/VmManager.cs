@@ -27,6 +27,8 @@ public sealed record NewVmRequest
     public string? ExtraKernelArguments { get; init; }
     /// <summary>Make the VM but do not start it.</summary>
     public bool NoStart { get; init; }
+    /// <summary>Where the NIC is plugged in at start (default: unplugged).</summary>
+    public NetworkAttachment? Network { get; init; }
 }
 
 /// <summary>Conditions Wait-MacVm can wait for besides a state.</summary>
@@ -36,6 +38,8 @@ public enum VmWaitCondition
     GuestBooted,
     /// <summary>The guest agent answered.</summary>
     GuestAgentReady,
+    /// <summary>The guest applied and acknowledged the IP configuration the host serves (Set-MacVmGuestIp).</summary>
+    GuestIpAssigned,
 }
 
 /// <summary>
@@ -78,6 +82,7 @@ public sealed class VmManager
         if (request.BootTimeoutSeconds is < 1 or > 3600)
             throw new ArgumentOutOfRangeException(nameof(request.BootTimeoutSeconds), request.BootTimeoutSeconds, "BootTimeoutSeconds must be 1 to 3600.");
 
+        var network = request.Network is null ? null : NetworkRules.Validate(request.Network);
         var driver = DriverRegistry.Get(request.Driver);
         driver.CheckAvailable(request.Accelerator);
         Store.EnsureWritable();
@@ -111,6 +116,8 @@ public sealed class VmManager
                 Accelerator = request.Accelerator,
                 BootTimeoutSeconds = request.BootTimeoutSeconds,
                 ExtraKernelArguments = request.ExtraKernelArguments,
+                Network = network is { Kind: not NetworkKind.None } ? network : null,
+                MacAddress = GuestIpRules.NewMacAddress(),
                 Boot = new BootSpec
                 {
                     KernelPath = image.Kernel is null ? null : Path.Combine(image.Path!, image.Kernel),
@@ -344,6 +351,48 @@ public sealed class VmManager
             return await client.RunInGuestAsync(script, (int)timeout.TotalMilliseconds, ct).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Plugs the VM's NIC into <paramref name="attachment"/>: at once when it runs (the guest keeps its NIC;
+    /// only what is behind it changes), else at its next start. Checked before anything changes.
+    /// </summary>
+    public async Task<MacVm> SetNetworkAsync(string name, NetworkAttachment attachment, CancellationToken ct)
+    {
+        var config = ReadConfig(name);
+        var checkedAttachment = NetworkRules.Validate(attachment);
+        var paths = Store.Vm(name);
+        using (await VmLock.AcquireAsync(paths, ct).ConfigureAwait(false))
+        {
+            var client = await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false);
+            if (client is null)
+            {
+                config = config with { Network = checkedAttachment.Kind == NetworkKind.None ? null : checkedAttachment };
+                VmStore.WriteVm(paths, config);
+                return new MacVm(config, await QueryStatusAsync(paths, ct).ConfigureAwait(false), paths.Directory);
+            }
+            await using (client.ConfigureAwait(false))
+            {
+                var status = await client.SetNetworkAsync(checkedAttachment, ct).ConfigureAwait(false);
+                return new MacVm(ReadConfig(name), status, paths.Directory);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Serves <paramref name="config"/> to the guest's IP agent (null: tell it to wait); with <paramref name="wait"/>,
+    /// returns once the guest has applied and acknowledged it.
+    /// </summary>
+    public async Task<MacVm> SetGuestIpAsync(string name, GuestIpConfiguration? config, TimeSpan? wait, CancellationToken ct)
+    {
+        var vmConfig = ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        VmStatus status;
+        await using (client.ConfigureAwait(false))
+            status = await client.SetGuestIpAsync(config, ct).ConfigureAwait(false);
+        if (wait is { } timeout && config is not null)
+            return await WaitAsync(name, null, VmWaitCondition.GuestIpAssigned, timeout, ct).ConfigureAwait(false);
+        return new MacVm(vmConfig, status, Store.Vm(name).Directory);
+    }
+
     private async Task<MacVm> WithHostAsync(string name, Func<HostClient, CancellationToken, Task<VmStatus>> call, CancellationToken ct)
     {
         var config = ReadConfig(name);
@@ -374,6 +423,7 @@ public sealed class VmManager
             {
                 VmWaitCondition.GuestBooted => vm.Status.GuestBooted,
                 VmWaitCondition.GuestAgentReady => vm.Status.GuestAgentReady,
+                VmWaitCondition.GuestIpAssigned => vm.Status.GuestIpAssigned,
                 _ => true,
             };
             if (met) return vm;
