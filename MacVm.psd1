@@ -32,6 +32,9 @@
         'Import-MacVmImage'
         'Get-MacVmImage'
         'Remove-MacVmImage'
+        'Connect-MacVmNetwork'
+        'Disconnect-MacVmNetwork'
+        'Set-MacVmGuestIp'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -75,6 +75,13 @@ function Invoke-Build {
     Write-Host "   module $version in $ModuleDir"
 }
 
+# The test network server (tests/NetworkServer): a datagram switch + gateway the network tests and benchmarks use.
+function Invoke-NetworkServerBuild {
+    Invoke-Native dotnet @('build', (Join-Path $Root 'tests/NetworkServer'), '-c', $Configuration, '--nologo', '-v', 'quiet',
+        '-o', (Join-Path $Out 'NetworkServer'))
+    $env:MACVM_NETWORK_SERVER = Join-Path $Out 'NetworkServer/MacVm.NetworkServer.dll'
+}
+
 # The pwsh that runs this script (as a local dotnet tool, the process itself is 'dotnet').
 function Get-PwshPath { Join-Path $PSHOME 'pwsh' }
 
@@ -155,7 +162,7 @@ function Get-LeftoverProcesses {
     # Every test store of this run lives in a folder named macvm-test-<run>-*: processes that mention one
     # are this run's (another run on the same machine has its own name).
     Get-Process | Where-Object {
-        $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host') -and
+        $_.ProcessName -in @('qemu-system-x86_64', 'qemu-system-aarch64', 'MacVm.Host', 'MacVm.NetworkServer', 'dotnet') -and
         ((Get-Content -Raw "/proc/$($_.Id)/cmdline" -ErrorAction Ignore) -match "macvm-test-$TestRun-")
     }
 }
@@ -168,6 +175,7 @@ switch ($Task) {
     'Guest' { Invoke-GuestBuild }
     'Test' {
         Invoke-Build
+        Invoke-NetworkServerBuild
         Invoke-GuestBuild
         $unit = Invoke-UnitTests
         $pester = Invoke-PesterTests
@@ -185,10 +193,11 @@ switch ($Task) {
     }
     'Bench' {
         Invoke-Build
+        Invoke-NetworkServerBuild
         Invoke-GuestBuild
         # Each benchmark runs even when the one before failed; the first failure's exit code is the task's.
         $benchExit = 0
-        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1', 'Invoke-ScreenshotBenchmarks.ps1') {
+        foreach ($bench in 'Invoke-Benchmarks.ps1', 'Invoke-SnapshotBenchmarks.ps1', 'Invoke-ScreenshotBenchmarks.ps1', 'Invoke-NetworkBenchmarks.ps1') {
             & (Get-PwshPath) -NoProfile -NonInteractive -File (Join-Path $Root "tests/Benchmarks/$bench") -ModulePath (Join-Path $ModuleDir 'MacVm.psd1') -GuestDir $GuestDir
             if ($LASTEXITCODE -ne 0 -and $benchExit -eq 0) { $benchExit = $LASTEXITCODE }
         }

@@ -51,6 +51,29 @@ public sealed class HostControlService
         return _host.Update(s => s with { State = VmState.Running });
     }
 
+    /// <summary>Re-plugs the NIC; a network that cannot be reached leaves it where it was.</summary>
+    [JsonRpcMethod(HostMethods.SetNetwork)]
+    public async Task<VmStatus> SetNetworkAsync(NetworkAttachment attachment, CancellationToken ct)
+    {
+        RequireState(VmState.Running, VmState.Paused);
+        try
+        {
+            return await _host.SetNetworkAsync(attachment, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            throw Problem(HostErrorCodes.NetworkFailed, $"VM '{_host.Config.Name}' could not be attached to {attachment}: {ex.Message}");
+        }
+    }
+
+    /// <summary>Serves an IP configuration to the guest (null: tell it to wait).</summary>
+    [JsonRpcMethod(HostMethods.SetGuestIp)]
+    public VmStatus SetGuestIp(GuestIpConfiguration? config)
+    {
+        RequireState(VmState.Running, VmState.Paused, VmState.Starting);
+        return _host.SetGuestIp(config);
+    }
+
     /// <summary>Runs a shell script in the guest.</summary>
     [JsonRpcMethod(HostMethods.RunInGuest)]
     public async Task<GuestCommandResult> RunInGuestAsync(string script, int timeoutMs, CancellationToken ct)

@@ -35,6 +35,10 @@ internal sealed class VmHost : IVmEventSink, IDisposable
 
     internal GuestAgentChannel? Agent { get; private set; }
 
+    internal NetworkRelay? Relay { get; private set; }
+
+    private readonly SemaphoreSlim _networkChange = new(1, 1);
+
     internal VmConfiguration Config { get; private set; } = null!;
 
     internal HostLog Log => _log;
@@ -136,6 +140,9 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 Update(s => s with { RestoreFallbackReason = ex.Message });
                 await Machine.StartAsync(null, _shutdown.Token).ConfigureAwait(false);
             }
+            Relay = new NetworkRelay(Machine, _log);
+            await AttachAtStartAsync().ConfigureAwait(false);
+            _ = Task.Run(() => Machine.ServeGuestIpAsync(new GuestIpService(this), _shutdown.Token));
             Update(s => s with
             {
                 State = VmState.Running,
@@ -184,6 +191,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             if (endpoint is not null) await endpoint.DisposeAsync().ConfigureAwait(false);
             if (Config?.ScreenshotPort is not null) AtomicFile.TryDelete(_paths.ScreenshotToken);
             if (Agent is not null) await Agent.DisposeAsync().ConfigureAwait(false);
+            if (Relay is not null) await Relay.DisposeAsync().ConfigureAwait(false);
             if (Machine is not null) await Machine.DisposeAsync().ConfigureAwait(false);
             _console?.Dispose();
             AtomicFile.TryDelete(_paths.HostPid);
@@ -206,6 +214,52 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         _log.Write($"Screenshot endpoint on http://127.0.0.1:{endpoint.Port}{Engine.Screenshots.ScreenshotEndpoint.Path} (token in {_paths.ScreenshotToken}).");
         Update(s => s with { ScreenshotPort = endpoint.Port });
         return endpoint;
+    }
+
+    /// <summary>
+    /// Plugs the NIC in where vm.json says (a restore: where the restore asked). A network that is gone
+    /// by now leaves the VM running unplugged, with the reason in the log and the status.
+    /// </summary>
+    private async Task AttachAtStartAsync()
+    {
+        var wanted = Config.Network ?? NetworkAttachment.None;
+        try
+        {
+            await Relay!.AttachAsync(wanted, Engine.Operations.NetworkRules.DefaultClientId(Config), _shutdown.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            _log.Write($"Network: could not attach to {wanted} at start ({ex.Message}); the NIC stays unplugged.");
+            await Relay!.AttachAsync(NetworkAttachment.None, "", _shutdown.Token).ConfigureAwait(false);
+        }
+        var current = Relay.Current with { ClientSocketPath = Relay.ClientSocketPath };
+        Update(s => s with { Network = current });
+    }
+
+    /// <summary>Re-plugs the NIC and records the new attachment in vm.json (the next start and a save use it).</summary>
+    internal async Task<VmStatus> SetNetworkAsync(NetworkAttachment attachment, CancellationToken ct)
+    {
+        await _networkChange.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            await Relay!.AttachAsync(attachment, Engine.Operations.NetworkRules.DefaultClientId(Config), ct).ConfigureAwait(false);
+            Config = Config with { Network = attachment.Kind == NetworkKind.None ? null : attachment with { ClientSocketPath = null } };
+            VmStore.WriteVm(_paths, Config);
+            var current = Relay.Current with { ClientSocketPath = Relay.ClientSocketPath };
+            return Update(s => s with { Network = current });
+        }
+        finally
+        {
+            _networkChange.Release();
+        }
+    }
+
+    /// <summary>Serves <paramref name="config"/> to the guest from now on (null: tell it to wait), with the VM's MAC.</summary>
+    internal VmStatus SetGuestIp(GuestIpConfiguration? config)
+    {
+        var served = config is null ? null : config with { MacAddress = config.MacAddress ?? Config.MacAddress };
+        _log.Write(served is null ? "Guest IP: serving 'wait'." : $"Guest IP: serving {served}.");
+        return Update(s => s with { GuestIpServed = served });
     }
 
     /// <summary>Stops the VM (graceful unless <paramref name="force"/>) and returns the final status.</summary>
@@ -365,6 +419,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
     public void Dispose()
     {
         _saving.Dispose();
+        _networkChange.Dispose();
         _shutdown.Dispose();
         _console?.Dispose();
     }

@@ -71,4 +71,39 @@ function Test-ProcessAlive {
     $stat.Substring($stat.LastIndexOf(')') + 2, 1) -ne 'Z'
 }
 
-Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive
+function Start-TestNetwork {
+    <#
+    Starts the test network server (tests/NetworkServer, built by build.ps1 into $env:MACVM_NETWORK_SERVER):
+    a datagram switch that answers ARP and ping for -Gateway. Returns its socket path, log and process;
+    stop it with Stop-TestNetwork (in AfterAll). Read what it saw with Get-TestNetworkFrame.
+    #>
+    param([Parameter(Mandatory)] [string] $Path, [string] $Gateway = '10.0.2.1')
+    $server = $env:MACVM_NETWORK_SERVER
+    if (-not $server -or -not (Test-Path $server)) { throw 'Set $env:MACVM_NETWORK_SERVER to the built MacVm.NetworkServer.dll (build.ps1 builds it).' }
+    $log = "$Path.log"
+    $process = Start-Process -FilePath dotnet -ArgumentList @($server, '--socket', $Path, '--gateway', $Gateway, '--log', $log) -PassThru `
+        -RedirectStandardOutput "$Path.out" -RedirectStandardError "$Path.err"
+    if (-not (Wait-Until { Test-Path $Path } -TimeoutSec 30)) {
+        Stop-Process -Id $process.Id -Force -ErrorAction Ignore
+        throw "The test network server did not create '$Path': $(Get-Content -Raw "$Path.err" -ErrorAction Ignore)"
+    }
+    [pscustomobject]@{ SocketPath = $Path; Log = $log; Gateway = $Gateway; Process = $process }
+}
+
+function Stop-TestNetwork {
+    <# Stops a server Start-TestNetwork started (and removes its socket). #>
+    param($Network)
+    if (-not $Network) { return }
+    Stop-Process -Id $Network.Process.Id -Force -ErrorAction Ignore
+    $null = $Network.Process.WaitForExit(5000)
+    Remove-Item -LiteralPath $Network.SocketPath -Force -ErrorAction Ignore
+}
+
+function Get-TestNetworkFrame {
+    <# The frames the server received, one object each: Ms, Client (the sender's socket path), Src, Dst (MACs), Kind, From, To, Length. #>
+    param([Parameter(Mandatory)] $Network)
+    if (-not (Test-Path $Network.Log)) { return }
+    Get-Content -LiteralPath $Network.Log | Where-Object { $_ } | ConvertFrom-Json
+}
+
+Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame

@@ -24,6 +24,8 @@ LATE_MODULES=(drm drm_kms_helper ttm drm_ttm_helper drm_vram_helper bochs)
 # Files of this folder that go into the guest (or decide what goes in):
 # their hashes are part of the cache key.
 GUEST_FILES=(build.sh init agent)
+# The reference IP agent lives with the other guest-side pieces users bake in.
+IP_AGENT=$repo/guest/linux/macvm-ip-agent
 DISK_SIZE=64M
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
@@ -76,6 +78,7 @@ cache_key=$(
         printf 'kernel %s %s\n' "$kernel_pkg" "$kernel_pkg_version"
         printf 'busybox-static %s\n' "$busybox_version"
         (cd "$here" && sha256sum "${GUEST_FILES[@]}")
+        sha256sum <"$IP_AGENT"
     } | sha256sum | cut -d ' ' -f 1
 )
 
@@ -256,6 +259,7 @@ for a in $("$busybox_bin" --list-full); do
 done
 install -m 0755 "$here/init" "$root/init"
 install -m 0755 "$here/agent" "$root/bin/macvm-agent"
+install -m 0755 "$IP_AGENT" "$root/bin/macvm-ip-agent"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
 echo 'root:x:0:' >"$root/etc/group"
 echo macvm-guest >"$root/etc/hostname"

@@ -45,6 +45,16 @@ public sealed class NewMacVmCommand : MacVmCmdlet
     [Parameter]
     public string? KernelArguments { get; set; }
 
+    /// <summary>Where the network card is plugged in: None (default), Nat, or the path of a test network's datagram socket.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(NetworkCompleter))]
+    public string? Network { get; set; }
+
+    /// <summary>With a socket -Network: the name the VM's client socket is derived from.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ClientId { get; set; }
+
     /// <summary>Make the VM without starting it.</summary>
     [Parameter]
     public SwitchParameter NoStart { get; set; }
@@ -57,6 +67,7 @@ public sealed class NewMacVmCommand : MacVmCmdlet
     /// <inheritdoc/>
     protected override void ProcessRecord()
     {
+        var network = NetworkArguments.Check(this, () => NetworkArguments.Parse(this, Network, ClientId));
         if (!ShouldProcess(Name, $"Create VM from image '{Image}'{(NoStart ? "" : " and start it")}")) return;
         var request = new NewVmRequest
         {
@@ -70,6 +81,7 @@ public sealed class NewMacVmCommand : MacVmCmdlet
             ExtraKernelArguments = KernelArguments,
             NoStart = NoStart,
             ScreenshotPort = ScreenshotPort,
+            Network = network,
         };
         ForItem(Name, () => WriteObject(RunEngine((r, ct) => Vms.CreateAsync(request, r, ct))));
     }

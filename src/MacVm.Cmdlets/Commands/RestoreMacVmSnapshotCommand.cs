@@ -39,6 +39,16 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
     [ValidateRange(0, Engine.Screenshots.ScreenshotEndpoint.MaxPort)]
     public int? ScreenshotPort { get; set; }
 
+    /// <summary>Where the restored VMs' network cards are plugged in: None, Nat, or a datagram socket path (default: as the snapshot was saved).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(NetworkCompleter))]
+    public string? Network { get; set; }
+
+    /// <summary>With a socket -Network and one VM: the name its client socket is derived from.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? ClientId { get; set; }
+
     /// <summary>Replace existing VMs of the same names without asking (they are killed and removed).</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -50,7 +60,8 @@ public sealed class RestoreMacVmSnapshotCommand : MacVmCmdlet
         if (Count > 1 && ScreenshotPort is > 0)
             ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-ScreenshotPort {ScreenshotPort} cannot serve {Count} VMs: one port serves one VM. Give -ScreenshotPort 0 (each VM picks a free port)."),
                 ErrorIdPrefix + "InvalidArgument", ErrorCategory.InvalidArgument, ScreenshotPort));
-        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback, ScreenshotPort = ScreenshotPort };
+        var network = NetworkArguments.Check(this, () => NetworkArguments.Parse(this, Network, ClientId));
+        var request = new RestoreRequest { Snapshot = snapshot, Name = Name, Count = Count, NoFallback = NoFallback, ScreenshotPort = ScreenshotPort, Network = network };
         if (!ShouldProcess(snapshot, Count == 1 ? $"Restore into a new VM '{Name ?? "(generated name)"}'" : $"Restore into {Count} new VMs")) return;
         if (Name is not null)
         {

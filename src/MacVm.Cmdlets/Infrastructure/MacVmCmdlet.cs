@@ -31,6 +31,9 @@ public abstract class MacVmCmdlet : PSCmdlet, IDisposable
     /// <summary>"New-MacVm" → "NewMacVm": the first half of every error id.</summary>
     protected string ErrorIdPrefix => MyInvocation.MyCommand.Name.Replace("-", "", StringComparison.Ordinal);
 
+    /// <summary>The error id prefix, for helpers outside the cmdlet class.</summary>
+    internal string ErrorIdPrefixForNetwork => ErrorIdPrefix;
+
     /// <inheritdoc/>
     protected override void StopProcessing() => _cancellation.Cancel();
 

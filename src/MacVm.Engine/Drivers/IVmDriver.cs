@@ -73,15 +73,33 @@ public interface IVirtualMachine : IAsyncDisposable
     Task<Stream> ConnectGuestAgentAsync(CancellationToken ct);
 
     /// <summary>
-    /// Changes what is behind the VM's one NIC while it runs (or before it starts). The guest never sees
-    /// a device change: the NIC, its MAC and its slot stay; only the far end of the cable changes.
+    /// The host's end of the NIC's frame channel, valid once <see cref="StartAsync"/> returned: a datagram
+    /// socket on which every datagram received is one Ethernet frame the guest sent, and every datagram sent
+    /// is one frame for the guest (no prefix). The host relays it to the VM's current attachment while the
+    /// NIC is on <see cref="NicAttachment.HostRelay"/>. QEMU: a socket the NIC's dgram netdev talks to;
+    /// Apple: one end of a socket pair whose other end is the VZFileHandleNetworkDeviceAttachment.
+    /// </summary>
+    System.Net.Sockets.Socket NicChannel { get; }
+
+    /// <summary>
+    /// The hypervisor's NAT as a frame channel like <see cref="NicChannel"/>, when it has one (QEMU: user
+    /// networking behind a hub, always present so that saves and restores match); the host then makes NAT
+    /// one target of its relay. Null when NAT is an attachment of its own (Apple: <see cref="NicAttachment.Nat"/>).
+    /// </summary>
+    System.Net.Sockets.Socket? NatChannel { get; }
+
+    /// <summary>
+    /// Changes what is behind the VM's one NIC while it runs (called by the host after every start and
+    /// restore, and on every re-plug). The guest never sees a device change: the NIC, its MAC and its slot
+    /// stay; only the far end of the cable changes.
     /// </summary>
     Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct);
 
     /// <summary>
-    /// Serves the guest IP side channel until <paramref name="ct"/> is cancelled (Apple: vsock port 51011;
-    /// QEMU: a virtio-serial port). For each guest request the driver writes <see cref="IGuestIpResponder.CurrentReply"/>
-    /// as one line, and hands any acknowledgement the guest sends back to <see cref="IGuestIpResponder.Applied"/>.
+    /// Serves the guest IP side channel until <paramref name="ct"/> is cancelled or the hypervisor ends
+    /// (Apple: vsock port 51011; QEMU: the virtio-serial port org.macvm.ip). For each guest request the driver
+    /// writes <see cref="IGuestIpResponder.CurrentReply"/> as one line, and hands every acknowledgement the guest
+    /// sends (<c>applied JSON</c>) to <see cref="IGuestIpResponder.Applied"/>. Framing: docs/guest-protocol.md.
     /// </summary>
     Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct);
 
@@ -90,21 +108,16 @@ public interface IVirtualMachine : IAsyncDisposable
 }
 
 /// <summary>What is behind the NIC, as the hypervisor sees it.</summary>
-public abstract record NicAttachment
+public enum NicAttachment
 {
-    private NicAttachment() { }
+    /// <summary>Cable unplugged: the guest sees no carrier and no frame passes (QEMU: link down; Apple: attachment nil).</summary>
+    Disconnected,
 
-    /// <summary>Cable unplugged: the guest sees no carrier and no frame passes.</summary>
-    public sealed record Disconnected : NicAttachment;
+    /// <summary>The hypervisor's own NAT, for drivers without a <see cref="IVirtualMachine.NatChannel"/> (Apple: VZNATNetworkDeviceAttachment).</summary>
+    Nat,
 
-    /// <summary>The hypervisor's own NAT (QEMU user-mode networking, VZNATNetworkDeviceAttachment).</summary>
-    public sealed record Nat : NicAttachment;
-
-    /// <summary>
-    /// Frames pass through a datagram socket the host process holds (one datagram is one Ethernet frame, no prefix);
-    /// the host relays them to wherever the VM is connected. <paramref name="Socket"/> is the hypervisor's end.
-    /// </summary>
-    public sealed record HostSocket(System.Net.Sockets.Socket Socket) : NicAttachment;
+    /// <summary>Link up, frames on <see cref="IVirtualMachine.NicChannel"/>: the host relays them (test networks; NAT on QEMU).</summary>
+    HostRelay,
 }
 
 /// <summary>The host's side of the guest IP protocol, as a driver's transport sees it.</summary>
@@ -113,7 +126,7 @@ public interface IGuestIpResponder
     /// <summary>The one line to send now, without its newline: <c>wait</c>, or the IP configuration as JSON.</summary>
     string CurrentReply();
 
-    /// <summary>The guest acknowledged a configuration; <paramref name="acknowledgement"/> is its line, without the newline.</summary>
+    /// <summary>The guest acknowledged a configuration; <paramref name="acknowledgement"/> is the JSON after <c>applied </c>, without the newline.</summary>
     void Applied(string acknowledgement);
 }
 

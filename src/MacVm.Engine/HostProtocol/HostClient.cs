@@ -56,6 +56,12 @@ public sealed class HostClient : IAsyncDisposable
     /// <summary>Resumes the guest.</summary>
     public Task<VmStatus> ResumeAsync(CancellationToken ct) => Call<VmStatus>(HostMethods.Resume, ct);
 
+    /// <summary>Re-plugs the NIC (see <see cref="HostMethods.SetNetwork"/>).</summary>
+    public Task<VmStatus> SetNetworkAsync(NetworkAttachment attachment, CancellationToken ct) => Call<VmStatus>(HostMethods.SetNetwork, ct, attachment);
+
+    /// <summary>Serves an IP configuration to the guest (see <see cref="HostMethods.SetGuestIp"/>).</summary>
+    public Task<VmStatus> SetGuestIpAsync(GuestIpConfiguration? config, CancellationToken ct) => Call<VmStatus>(HostMethods.SetGuestIp, ct, config);
+
     /// <summary>Runs a shell script in the guest.</summary>
     public Task<GuestCommandResult> RunInGuestAsync(string script, int timeoutMs, CancellationToken ct) => Call<GuestCommandResult>(HostMethods.RunInGuest, ct, script, timeoutMs);
 

@@ -27,6 +27,12 @@ public static class HostMethods
     /// <summary>(<see cref="SaveRequest"/>) → <see cref="SaveResult"/>: saves the machine state and freezes the disk layer.</summary>
     public const string Save = "vm.save";
 
+    /// <summary>(<see cref="NetworkAttachment"/>) → <see cref="VmStatus"/>: re-plugs the NIC (None, Nat, a datagram server) and records it in vm.json.</summary>
+    public const string SetNetwork = "vm.setNetwork";
+
+    /// <summary>(<see cref="GuestIpConfiguration"/> or null) → <see cref="VmStatus"/>: the IP configuration served to the guest from now on (null: <c>wait</c>).</summary>
+    public const string SetGuestIp = "vm.setGuestIp";
+
     /// <summary>(script, timeoutMs) → <see cref="GuestCommandResult"/>: runs a shell script in the guest through the agent.</summary>
     public const string RunInGuest = "guest.run";
 
@@ -156,6 +162,9 @@ public static class HostErrorCodes
     /// <summary>The display could not be captured or encoded.</summary>
     public const int CaptureFailed = -32014;
 
+    /// <summary>The NIC could not be plugged in where asked (the VM stays where it was).</summary>
+    public const int NetworkFailed = -32015;
+
     /// <summary>The Problem name of a code ("HostFailed" for anything else).</summary>
     public static string Problem(int code) => code switch
     {
@@ -164,6 +173,7 @@ public static class HostErrorCodes
         GuestNotAnswering => "GuestNotAnswering",
         SaveFailed => "SaveFailed",
         CaptureFailed => "CaptureFailed",
+        NetworkFailed => "NetworkFailed",
         _ => "HostFailed",
     };
 }

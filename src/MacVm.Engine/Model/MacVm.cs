@@ -56,6 +56,18 @@ public sealed class MacVm
     /// <summary>Whether the guest agent has answered since the VM started.</summary>
     public bool GuestAgentReady => Status.GuestAgentReady;
 
+    /// <summary>Where the NIC is plugged in: live while the VM runs, else where it will be at the next start.</summary>
+    public NetworkAttachment Network => Status.Network ?? Configuration.Network ?? NetworkAttachment.None;
+
+    /// <summary>The NIC's MAC address.</summary>
+    public string? MacAddress => Configuration.MacAddress;
+
+    /// <summary>The IP configuration the guest acknowledged (Set-MacVmGuestIp), or null.</summary>
+    public GuestIpConfiguration? GuestIp => Status.GuestIp;
+
+    /// <summary>True when the guest applied and acknowledged the configuration the host serves.</summary>
+    public bool GuestIpAssigned => Status.GuestIpAssigned;
+
     /// <summary>When the host started the VM (UTC).</summary>
     public DateTimeOffset? StartedUtc => Status.StartedUtc;
 

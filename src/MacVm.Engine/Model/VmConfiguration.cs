@@ -53,9 +53,6 @@ public sealed record VmConfiguration
     /// <summary>A machine state to load at the next start instead of booting; cleared once used.</summary>
     public RestoreSpec? Restore { get; init; }
 
-    /// <summary>The NIC's MAC address (aa:bb:cc:dd:ee:ff); null: one derived from <see cref="Id"/> (Apple driver).</summary>
-    public string? MacAddress { get; init; }
-
     /// <summary>A host folder shared with the guest over VirtioFS (Apple driver), or null.</summary>
     public string? SharedDirectory { get; init; }
 
@@ -64,6 +61,12 @@ public sealed record VmConfiguration
     /// port chosen at each start (the chosen one is in <see cref="VmStatus.ScreenshotPort"/>).
     /// </summary>
     public int? ScreenshotPort { get; init; }
+
+    /// <summary>Where the NIC is plugged in when the VM starts (null: unplugged); Connect-MacVmNetwork changes it.</summary>
+    public NetworkAttachment? Network { get; init; }
+
+    /// <summary>The NIC's MAC address (locally administered), fixed when the VM is made.</summary>
+    public string? MacAddress { get; init; }
 }
 
 /// <summary>What to boot: absolute paths into the store, resolved when the VM was made.</summary>

@@ -39,6 +39,18 @@ public sealed record VmStatus
     /// <summary>The loopback port the screenshot endpoint listens on, while it does.</summary>
     public int? ScreenshotPort { get; init; }
 
+    /// <summary>Where the NIC is plugged in now (null before the host has attached it).</summary>
+    public NetworkAttachment? Network { get; init; }
+
+    /// <summary>The IP configuration the host serves to the guest (null: the guest is told to wait).</summary>
+    public GuestIpConfiguration? GuestIpServed { get; init; }
+
+    /// <summary>The IP configuration the guest acknowledged having applied.</summary>
+    public GuestIpConfiguration? GuestIp { get; init; }
+
+    /// <summary>True when the guest acknowledged exactly what is served.</summary>
+    public bool GuestIpAssigned => GuestIp is not null && GuestIp == GuestIpServed;
+
     /// <summary>When this status was written (UTC).</summary>
     public DateTimeOffset UpdatedUtc { get; init; } = DateTimeOffset.UtcNow;
 

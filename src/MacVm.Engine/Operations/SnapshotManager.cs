@@ -19,6 +19,8 @@ public sealed record RestoreRequest
     public bool NoFallback { get; init; }
     /// <summary>The screenshot endpoint's loopback port of each new VM: null for none, 0 for a free one (needed with several VMs).</summary>
     public int? ScreenshotPort { get; init; }
+    /// <summary>Where the restored VMs' NICs are plugged in (default: where the snapshot's VM was when saved).</summary>
+    public NetworkAttachment? Network { get; init; }
 }
 
 /// <summary>
@@ -163,6 +165,7 @@ public sealed class SnapshotManager
         if (request.Count > 1 && request.ScreenshotPort is > 0)
             throw new ArgumentException($"ScreenshotPort {request.ScreenshotPort} cannot serve {request.Count} VMs: one port serves one VM. Give -ScreenshotPort 0 (each VM picks a free port).", nameof(request.ScreenshotPort));
         Screenshots.ScreenshotEndpoint.CheckPortFree(request.ScreenshotPort, request.Name ?? request.Snapshot);
+        if (request.Network is not null) request = request with { Network = NetworkRules.Validate(request.Network) };
         var snapshot = Get(request.Snapshot);
         var problems = await SnapshotIntegrity.VerifyAsync(snapshot, ct).ConfigureAwait(false);
         if (problems.Any(p => p.File.Role != "state"))
@@ -215,6 +218,9 @@ public sealed class SnapshotManager
                 CreatedUtc = DateTimeOffset.UtcNow,
                 Snapshot = snapshot.Name,
                 Boot = snapshot.Configuration.Boot with { DiskFile = "disk.qcow2" },
+                // Each VM its own MAC: the guest IP agent gives it to the NIC (the saved state holds the snapshot's).
+                MacAddress = GuestIpRules.NewMacAddress(),
+                Network = request.Network is null ? snapshot.Configuration.Network : request.Network.Kind == NetworkKind.None ? null : request.Network,
                 Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = request.NoFallback } : null,
                 // Each restored VM gets the endpoint asked for now, never the saved VM's port (copies would collide).
                 ScreenshotPort = request.ScreenshotPort,

@@ -30,6 +30,8 @@ public sealed record NewVmRequest
     public bool NoStart { get; init; }
     /// <summary>The screenshot endpoint's loopback port: null for none, 0 for a free one.</summary>
     public int? ScreenshotPort { get; init; }
+    /// <summary>Where the NIC is plugged in at start (default: unplugged).</summary>
+    public NetworkAttachment? Network { get; init; }
 }
 
 /// <summary>Conditions Wait-MacVm can wait for besides a state.</summary>
@@ -39,6 +41,8 @@ public enum VmWaitCondition
     GuestBooted,
     /// <summary>The guest agent answered.</summary>
     GuestAgentReady,
+    /// <summary>The guest applied and acknowledged the IP configuration the host serves (Set-MacVmGuestIp).</summary>
+    GuestIpAssigned,
 }
 
 /// <summary>
@@ -82,6 +86,7 @@ public sealed class VmManager
             throw new ArgumentOutOfRangeException(nameof(request.BootTimeoutSeconds), request.BootTimeoutSeconds, "BootTimeoutSeconds must be 1 to 3600.");
         ScreenshotEndpoint.ValidatePort(request.ScreenshotPort);
 
+        var network = request.Network is null ? null : NetworkRules.Validate(request.Network);
         var driver = DriverRegistry.Get(request.Driver);
         driver.CheckAvailable(request.Accelerator);
         Store.EnsureWritable();
@@ -117,6 +122,8 @@ public sealed class VmManager
                 BootTimeoutSeconds = request.BootTimeoutSeconds,
                 ExtraKernelArguments = request.ExtraKernelArguments,
                 ScreenshotPort = request.ScreenshotPort,
+                Network = network is { Kind: not NetworkKind.None } ? network : null,
+                MacAddress = GuestIpRules.NewMacAddress(),
                 Boot = new BootSpec
                 {
                     KernelPath = image.Kernel is null ? null : Path.Combine(image.Path!, image.Kernel),
@@ -382,6 +389,48 @@ public sealed class VmManager
         };
     }
 
+    /// <summary>
+    /// Plugs the VM's NIC into <paramref name="attachment"/>: at once when it runs (the guest keeps its NIC;
+    /// only what is behind it changes), else at its next start. Checked before anything changes.
+    /// </summary>
+    public async Task<MacVm> SetNetworkAsync(string name, NetworkAttachment attachment, CancellationToken ct)
+    {
+        var config = ReadConfig(name);
+        var checkedAttachment = NetworkRules.Validate(attachment);
+        var paths = Store.Vm(name);
+        using (await VmLock.AcquireAsync(paths, ct).ConfigureAwait(false))
+        {
+            var client = await HostClient.TryConnectAsync(paths.ControlSocket, ct).ConfigureAwait(false);
+            if (client is null)
+            {
+                config = config with { Network = checkedAttachment.Kind == NetworkKind.None ? null : checkedAttachment };
+                VmStore.WriteVm(paths, config);
+                return new MacVm(config, await QueryStatusAsync(paths, ct).ConfigureAwait(false), paths.Directory);
+            }
+            await using (client.ConfigureAwait(false))
+            {
+                var status = await client.SetNetworkAsync(checkedAttachment, ct).ConfigureAwait(false);
+                return new MacVm(ReadConfig(name), status, paths.Directory);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Serves <paramref name="config"/> to the guest's IP agent (null: tell it to wait); with <paramref name="wait"/>,
+    /// returns once the guest has applied and acknowledged it.
+    /// </summary>
+    public async Task<MacVm> SetGuestIpAsync(string name, GuestIpConfiguration? config, TimeSpan? wait, CancellationToken ct)
+    {
+        var vmConfig = ReadConfig(name);
+        var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
+        VmStatus status;
+        await using (client.ConfigureAwait(false))
+            status = await client.SetGuestIpAsync(config, ct).ConfigureAwait(false);
+        if (wait is { } timeout && config is not null)
+            return await WaitAsync(name, null, VmWaitCondition.GuestIpAssigned, timeout, ct).ConfigureAwait(false);
+        return new MacVm(vmConfig, status, Store.Vm(name).Directory);
+    }
+
     private async Task<MacVm> WithHostAsync(string name, Func<HostClient, CancellationToken, Task<VmStatus>> call, CancellationToken ct)
     {
         var config = ReadConfig(name);
@@ -412,6 +461,7 @@ public sealed class VmManager
             {
                 VmWaitCondition.GuestBooted => vm.Status.GuestBooted,
                 VmWaitCondition.GuestAgentReady => vm.Status.GuestAgentReady,
+                VmWaitCondition.GuestIpAssigned => vm.Status.GuestIpAssigned,
                 _ => true,
             };
             if (met) return vm;

@@ -57,6 +57,17 @@ public sealed class VmPaths
     /// <summary>A file name for one QEMU screendump (read and deleted at once).</summary>
     public string NewScreendumpFile() => Combine(Directory, $".screendump-{Guid.NewGuid():N}.png");
 
+    /// <summary>The NIC's datagram socket, bound by QEMU (one datagram per Ethernet frame).</summary>
+    public string NicSocket => Combine(SocketDirectory, "nic-q.sock");
+    /// <summary>The host's end of the NIC: the relay reads the guest's frames here and writes frames for it.</summary>
+    public string NicHostSocket => Combine(SocketDirectory, "nic-h.sock");
+    /// <summary>QEMU's NAT (user networking behind a hub) as a datagram socket, bound by QEMU.</summary>
+    public string NatSocket => Combine(SocketDirectory, "nat-q.sock");
+    /// <summary>The host's end of QEMU's NAT, which the relay uses while the VM is attached to NAT.</summary>
+    public string NatHostSocket => Combine(SocketDirectory, "nat-h.sock");
+    /// <summary>QEMU's virtio-serial socket for the guest IP channel.</summary>
+    public string GuestIpSocket => Combine(SocketDirectory, "ip.sock");
+
     /// <summary>The VM's disk file.</summary>
     public string Disk(string fileName) => Combine(Directory, fileName);
 

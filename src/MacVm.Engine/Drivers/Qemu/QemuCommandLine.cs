@@ -12,6 +12,9 @@ public static class QemuCommandLine
     /// <summary>The virtio-serial port name the guest agent looks for.</summary>
     public const string AgentPortName = "org.macvm.agent";
 
+    /// <summary>The virtio-serial port name of the guest IP channel (docs/guest-protocol.md).</summary>
+    public const string GuestIpPortName = "org.macvm.ip";
+
     /// <summary>The machine type for x86_64 guests: pinned, so saved states load into later QEMUs.</summary>
     public const string X86MachineType = "pc-i440fx-7.2";
 
@@ -42,8 +45,11 @@ public static class QemuCommandLine
             "-device", "virtio-serial-pci,id=vser0",
             "-chardev", $"socket,id=agent0,path={paths.AgentSocket},server=on,wait=off",
             "-device", $"virtserialport,id=agentport,bus=vser0.0,chardev=agent0,name={AgentPortName}",
+            "-chardev", $"socket,id=ip0,path={paths.GuestIpSocket},server=on,wait=off",
+            "-device", $"virtserialport,id=ipport,bus=vser0.0,chardev=ip0,name={GuestIpPortName}",
             "-device", "VGA,id=vga0",
         });
+        a.AddRange(Network(config, paths));
         if (boot.DiskFile is { } disk)
         {
             a.AddRange(new[]
@@ -62,6 +68,27 @@ public static class QemuCommandLine
         }
         if (incoming) a.AddRange(new[] { "-incoming", "defer" });
         return a;
+    }
+
+    /// <summary>
+    /// The one NIC and what stands behind it. The NIC always talks to a datagram socket the host owns
+    /// (the host relays its frames to wherever the VM is attached), so re-plugging needs no device
+    /// change. NAT is user networking joined by a hub to a second host socket: always on the command
+    /// line, so its state section is in every save and every restore finds it.
+    /// </summary>
+    private static string[] Network(VmConfiguration config, VmPaths paths)
+    {
+        var mac = config.MacAddress is null ? "" : ",mac=" + config.MacAddress;
+        return new[]
+        {
+            "-netdev", $"dgram,id=net0,local.type=unix,local.path={Escape(paths.NicSocket)},remote.type=unix,remote.path={Escape(paths.NicHostSocket)}",
+            // romfile= : no PXE option ROM (the guest boots from -kernel; the ROM only costs start time).
+            "-device", $"virtio-net-pci,id=nic0,netdev=net0{mac},romfile=",
+            "-netdev", "user,id=nat0",
+            "-netdev", "hubport,id=natport0,hubid=0,netdev=nat0",
+            "-netdev", $"dgram,id=natlink0,local.type=unix,local.path={Escape(paths.NatSocket)},remote.type=unix,remote.path={Escape(paths.NatHostSocket)}",
+            "-netdev", "hubport,id=natport1,hubid=0,netdev=natlink0",
+        };
     }
 
     /// <summary>QEMU option values separate with commas; a comma in a value is written twice.</summary>

@@ -40,8 +40,11 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var qemu = QemuInstallation.FindSystem();
         Accelerator = QemuDriver.ResolveAccelerator(_config.Accelerator);
         var args = QemuCommandLine.Build(_config, _paths, Accelerator, incoming: restoreStateFile is not null);
-        foreach (var socket in new[] { _paths.QmpSocket, _paths.SerialSocket, _paths.AgentSocket })
+        foreach (var socket in new[] { _paths.QmpSocket, _paths.SerialSocket, _paths.AgentSocket, _paths.GuestIpSocket, _paths.NicSocket, _paths.NatSocket })
             AtomicFile.TryDelete(socket);
+        // The host's ends of the NIC and of NAT exist before QEMU, so that no early frame is refused.
+        _nic = BindDatagram(_paths.NicHostSocket);
+        _nat = BindDatagram(_paths.NatHostSocket);
 
         var launched = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
         // PR_SET_PDEATHSIG fires when the thread that forked QEMU ends, not the process: fork from a
@@ -60,6 +63,9 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             _qmp = await QmpClient.ConnectAsync(_paths.QmpSocket, OnQmpEvent, ConnectTimeout, alive, ct).ConfigureAwait(false);
             var status = await _qmp.ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
             _events.Log($"QMP connected; status {status?["status"]}");
+            // QEMU has bound its ends by now: from here on only its frames reach the host's sockets.
+            await _nic.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
+            await _nat.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
@@ -103,6 +109,27 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     }
 
     private int _diskGeneration;
+    private Socket? _nic;
+    private Socket? _nat;
+
+    private static Socket BindDatagram(string path)
+    {
+        AtomicFile.TryDelete(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            // Room for bursts while the relay switches targets: QEMU waits rather than drops when it is full.
+            socket.ReceiveBufferSize = 1 << 20;
+            socket.SendBufferSize = 1 << 20;
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
 
     public async Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
     {
@@ -303,12 +330,55 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return new NetworkStream(socket, ownsSocket: true);
     }
 
-    // Placeholders until the network work (issue 4) lands on this driver.
-    public Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct) =>
-        throw new NotSupportedException("Changing the network is not implemented for the QEMU driver yet.");
+    public Socket NicChannel => _nic ?? throw new InvalidOperationException("QEMU is not started.");
 
-    public Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct) =>
-        throw new NotSupportedException("The guest IP channel is not implemented for the QEMU driver yet.");
+    public Socket? NatChannel => _nat ?? throw new InvalidOperationException("QEMU is not started.");
+
+    public async Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct)
+    {
+        // NAT is a target of the host's relay (NatChannel), so the NIC is either on the relay or unplugged.
+        if (attachment == NicAttachment.Nat)
+            throw new NotSupportedException("QEMU's NAT is reached through NatChannel: attach the NIC to HostRelay and relay to it.");
+        var up = attachment == NicAttachment.HostRelay;
+        await Qmp().ExecuteAsync("set_link", new { name = "nic0", up }, ct).ConfigureAwait(false);
+        _events.Log($"NIC link {(up ? "up (host relay)" : "down (unplugged)")}.");
+    }
+
+    public async Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct)
+    {
+        Socket socket;
+        try
+        {
+            socket = await UnixSocket.ConnectWithRetryAsync(_paths.GuestIpSocket, ConnectTimeout, () => !_exited.Task.IsCompleted, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or TimeoutException)
+        {
+            _events.Log($"Guest IP channel not served: {ex.Message}");
+            return;
+        }
+        using var stream = new NetworkStream(socket, ownsSocket: true);
+        using var reader = new StreamReader(stream, new UTF8Encoding(false));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, _stopping.Token);
+        try
+        {
+            while (await reader.ReadLineAsync(stop.Token).ConfigureAwait(false) is { } raw)
+            {
+                var line = raw.TrimEnd('\r');
+                string? reply;
+                if (line == "get") reply = responder.CurrentReply();
+                else if (line.StartsWith("applied ", StringComparison.Ordinal)) { responder.Applied(line["applied ".Length..]); reply = null; }
+                else if (line.Length == 0) reply = null;
+                else reply = "error unknown-request";
+                if (reply is null) continue;
+                var bytes = Encoding.UTF8.GetBytes(reply + "\n");
+                await stream.WriteAsync(bytes, stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+            // QEMU exited or the host is stopping.
+        }
+    }
 
     private readonly SemaphoreSlim _capturing = new(1, 1);
 
@@ -342,6 +412,10 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         if (_qmp is not null) await _qmp.DisposeAsync().ConfigureAwait(false);
         Kill();
         if (_serialPump is not null) await _serialPump.ConfigureAwait(false);
+        _nic?.Dispose();
+        _nat?.Dispose();
+        AtomicFile.TryDelete(_paths.NicHostSocket);
+        AtomicFile.TryDelete(_paths.NatHostSocket);
         _process?.Dispose();
         _stopping.Dispose();
         _capturing.Dispose();
