@@ -77,15 +77,15 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            await Qmp().ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
+            var ended = await StartMigrationAsync("migrate-incoming", "exec:cat " + ShellQuote(stateFile), ct).ConfigureAwait(false);
             while (true)
             {
+                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
                 var status = (await Qmp().ExecuteAsync("query-status", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
                 if (status == "paused") break;
                 var migration = (await Qmp().ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
                 if (migration == "failed" || _exited.Task.IsCompleted)
                     throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}'{QemuOutputTail()}");
-                await Task.Delay(2, ct).ConfigureAwait(false);
             }
             await Qmp().ExecuteAsync("cont", null, ct).ConfigureAwait(false);
             _events.Log($"Machine state loaded from '{stateFile}' and resumed.");
@@ -132,12 +132,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         listener.Bind(new UnixDomainSocketEndPoint(receiverPath));
         listener.Listen(1);
         using var receiving = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
         try
         {
-            var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
-            await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:" + receiverPath }, ct).ConfigureAwait(false);
+            var ended = await StartMigrationAsync("migrate", "unix:" + receiverPath, ct).ConfigureAwait(false);
             while (true)
             {
+                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
                 var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
                 var status = info?["status"]?.GetValue<string>();
                 if (status == "completed") break;
@@ -154,7 +155,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
                     catch (QmpException) { /* it failed on its own meanwhile */ }
                     throw new IOException($"Could not write the machine state to '{stateFile}': {receiver.Exception!.InnerException?.Message}");
                 }
-                await Task.Delay(2, ct).ConfigureAwait(false);
             }
             var sha = await receiver.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
@@ -162,6 +162,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }
         finally
         {
+            // Whatever happened, the state file is closed before the caller sees the outcome: a caller that
+            // deletes a partial file must get its space back at once (on a full disk, it needs it).
+            if (!receiver.IsCompleted)
+            {
+                receiving.Cancel();
+                await Task.WhenAny(receiver, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+            }
             AtomicFile.TryDelete(receiverPath);
         }
     }
@@ -179,9 +186,17 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         {
             var buffer = buffers[i];
             var filled = 0;
-            while (filled < buffer.Length)
+            while (filled < buffer.Length && !pending.IsFaulted)
             {
-                var n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
+                int n;
+                try
+                {
+                    n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
+                }
+                catch (Exception) when (pending.IsFaulted)
+                {
+                    break; // the write's error below is the one that matters
+                }
                 if (n == 0) break;
                 filled += n;
             }
@@ -190,6 +205,12 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             var chunk = buffer.AsMemory(0, filled);
             var hashing = Task.Run(() => sha.AppendData(chunk.Span), ct);
             pending = Task.WhenAll(file.WriteAsync(chunk, ct).AsTask(), hashing);
+            // A failed write (a full disk) ends the stream at once: QEMU sees the socket close and fails the save.
+            _ = pending.ContinueWith(_ =>
+            {
+                try { connection.Shutdown(SocketShutdown.Both); }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { /* already closed */ }
+            }, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             if (filled < buffer.Length) { await pending.ConfigureAwait(false); break; }
         }
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
@@ -256,8 +277,37 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             return _qemuOutput.Count == 0 ? "" : ". QEMU said: " + string.Join(" | ", _qemuOutput);
     }
 
+    private TaskCompletionSource? _migrationEnded;
+
+    /// <summary>
+    /// Starts a migration (<paramref name="command"/> is migrate or migrate-incoming) with QEMU's MIGRATION
+    /// events on; the task returned completes when one says the migration ended. Waiting on it instead of
+    /// polling every few milliseconds saves the host's CPU while QEMU streams, and answers at once.
+    /// </summary>
+    private async Task<Task> StartMigrationAsync(string command, string uri, CancellationToken ct)
+    {
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _migrationEnded, ended);
+        await Qmp().ExecuteAsync("migrate-set-capabilities", new JsonObject
+        {
+            ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
+        }, ct).ConfigureAwait(false);
+        await Qmp().ExecuteAsync(command, new JsonObject { ["uri"] = uri }, ct).ConfigureAwait(false);
+        return ended.Task;
+    }
+
+    /// <summary>Returns when the migration ended, or after a while anyway (the caller then asks QEMU).</summary>
+    private async Task NextMigrationCheckAsync(Task ended, CancellationToken ct)
+    {
+        if (ended.IsCompleted) await Task.Delay(1, ct).ConfigureAwait(false);
+        else await Task.WhenAny(ended, _exited.Task, Task.Delay(50, ct)).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
+    }
+
     private void OnQmpEvent(string name, JsonObject? data)
     {
+        if (name == "MIGRATION" && data?["status"]?.GetValue<string>() is "completed" or "failed" or "cancelled")
+            Volatile.Read(ref _migrationEnded)?.TrySetResult();
         if (name == "SHUTDOWN" && data?["guest"]?.GetValue<bool>() == true) _guestShutdown = true;
         _events.Log($"QMP event {name} {data?.ToJsonString()}");
     }
