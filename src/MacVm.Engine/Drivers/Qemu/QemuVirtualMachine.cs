@@ -15,8 +15,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     private readonly VmPaths _paths;
     private readonly IVmEventSink _events;
     private readonly TaskCompletionSource<HypervisorExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Queue<string> _qemuOutput = new();
     private readonly CancellationTokenSource _stopping = new();
+    private QemuProcess? _qemu;
     private Process? _process;
     private QmpClient? _qmp;
     private Task? _serialPump;
@@ -40,16 +40,18 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var qemu = QemuInstallation.FindSystem();
         Accelerator = QemuDriver.ResolveAccelerator(_config.Accelerator);
         var args = QemuCommandLine.Build(_config, _paths, Accelerator, incoming: restoreStateFile is not null);
-        foreach (var socket in new[] { _paths.QmpSocket, _paths.SerialSocket, _paths.AgentSocket })
-            AtomicFile.TryDelete(socket);
-
-        var launched = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
-        // PR_SET_PDEATHSIG fires when the thread that forked QEMU ends, not the process: fork from a
-        // thread that lives exactly as long as QEMU, so QEMU dies with the host and only then.
-        var parent = new Thread(() => RunQemu(qemu, args, launched)) { IsBackground = true, Name = "qemu-parent" };
-        parent.Start();
-        _process = await launched.Task.ConfigureAwait(false);
-        _events.Log($"QEMU started (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
+        var early = QemuEarlyStart.Take(qemu, args);
+        if (early is null)
+        {
+            foreach (var socket in SocketsOf(_paths)) AtomicFile.TryDelete(socket);
+        }
+        _qemu = early ?? QemuProcess.Start(qemu, args);
+        _qemu.AttachOutput(line => _events.Log("qemu: " + line));
+        _ = _qemu.Ended.ContinueWith(t => _exited.TrySetResult(t.Result is { } ended
+            ? new HypervisorExit(_guestShutdown, DescribeExit(ended))
+            : new HypervisorExit(false, "QEMU did not start" + QemuOutputTail())), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _process = await _qemu.Launched.ConfigureAwait(false);
+        _events.Log($"{(early is null ? "QEMU started" : "Adopted the QEMU started early")} (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
 
         var alive = () => !_exited.Task.IsCompleted;
         try
@@ -61,7 +63,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             var status = await _qmp.ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
             _events.Log($"QMP connected; status {status?["status"]}");
         }
-        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
+        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException or ObjectDisposedException)
         {
             // QEMU that fails at start closes its sockets as it exits: give it a moment, so the error
             // carries its exit status and what it printed rather than "socket closed".
@@ -218,41 +220,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
 
     private static string ShellQuote(string path) => "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
-    private void RunQemu(string qemu, IReadOnlyList<string> args, TaskCompletionSource<Process> launched)
-    {
-        Process process;
-        try
-        {
-            var setpriv = OperatingSystem.IsLinux() ? QemuInstallation.FindOnPath("setpriv") : null;
-            var psi = new ProcessStartInfo(setpriv ?? qemu)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            if (setpriv is not null)
-            {
-                foreach (var a in new[] { "--pdeathsig", "KILL", "--", qemu }) psi.ArgumentList.Add(a);
-            }
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            process = Process.Start(psi) ?? throw new IOException($"'{qemu}' did not start.");
-            process.OutputDataReceived += (_, e) => RecordQemuOutput(e.Data);
-            process.ErrorDataReceived += (_, e) => RecordQemuOutput(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-        catch (Exception ex)
-        {
-            launched.TrySetException(new IOException($"Could not start QEMU ('{qemu}'): {ex.Message}", ex));
-            _exited.TrySetResult(new HypervisorExit(false, "QEMU did not start: " + ex.Message));
-            return;
-        }
-        launched.TrySetResult(process);
-        process.WaitForExit();
-        _exited.TrySetResult(new HypervisorExit(_guestShutdown, DescribeExit(process)));
-    }
-
     private string DescribeExit(Process process)
     {
         var code = process.ExitCode;
@@ -260,22 +227,10 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return $"QEMU (pid {process.Id}) {how}{QemuOutputTail()}";
     }
 
-    private void RecordQemuOutput(string? line)
-    {
-        if (line is null) return;
-        _events.Log("qemu: " + line);
-        lock (_qemuOutput)
-        {
-            _qemuOutput.Enqueue(line);
-            while (_qemuOutput.Count > 5) _qemuOutput.Dequeue();
-        }
-    }
+    private string QemuOutputTail() => _qemu?.OutputTail() ?? "";
 
-    private string QemuOutputTail()
-    {
-        lock (_qemuOutput)
-            return _qemuOutput.Count == 0 ? "" : ". QEMU said: " + string.Join(" | ", _qemuOutput);
-    }
+    /// <summary>The sockets QEMU binds for a VM (stale ones are deleted before it starts).</summary>
+    internal static string[] SocketsOf(VmPaths paths) => [paths.QmpSocket, paths.SerialSocket, paths.AgentSocket];
 
     private TaskCompletionSource? _migrationEnded;
 
@@ -339,7 +294,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            if (_process is { HasExited: false }) _process.Kill();
+            _qemu?.Kill();
         }
         catch (InvalidOperationException)
         {
