@@ -13,6 +13,17 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
     {
+        // As launched by the engine (exactly --vm-dir DIR): QEMU first, so that it starts (and loads a
+        // saved state) while our own start-up runs. Out of the terminal's session and without the
+        // launcher's descriptors before forking, so QEMU inherits neither.
+        var launched = args is ["--vm-dir", _];
+        if (launched)
+        {
+            Posix.DetachFromTerminal();
+            Posix.CloseInheritedDescriptors();
+            var log = new HostLog();
+            Engine.Drivers.Qemu.QemuEarlyStart.TryStart(Path.GetFullPath(args[1]), log.Write);
+        }
         var vmDir = new Option<DirectoryInfo>("--vm-dir") { Description = "The VM's folder in the store (holds vm.json).", Required = true };
         var foreground = new Option<bool>("--foreground") { Description = "Stay attached to the terminal and log to it (for debugging)." };
         var root = new RootCommand("Runs one MacVm virtual machine and serves its control socket.") { vmDir, foreground };
@@ -25,7 +36,7 @@ public static class Program
                 return 2;
             }
             var paths = new VmPaths(dir.FullName);
-            if (!result.GetValue(foreground))
+            if (!result.GetValue(foreground) && !launched)
             {
                 // Survive the terminal that launched us closing, and hold none of the launcher's
                 // pipes. (The launcher already pointed our standard streams at /dev/null and the log.)

@@ -434,8 +434,16 @@ internal sealed class HostLog
     {
         lock (_gate)
         {
-            Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {message}");
-            Console.Out.Flush();
+            try
+            {
+                Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {message}");
+                Console.Out.Flush();
+            }
+            catch (IOException)
+            {
+                // A full disk must not turn a logged failure into another one: the line is lost, the
+                // operation's own error still reaches the caller.
+            }
         }
     }
 }

@@ -19,6 +19,13 @@ public interface IVmDriver
 
     /// <summary>Prepares (does not start) the VM described by <paramref name="configuration"/>.</summary>
     IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events);
+
+    /// <summary>
+    /// Called by the engine just before it launches a host for <paramref name="configuration"/>: a driver may
+    /// leave in the VM folder what lets the host start the hypervisor before its own start-up (QEMU: its
+    /// command line). Optional; the host starts the hypervisor the ordinary way when nothing was left.
+    /// </summary>
+    void PrepareLaunch(VmConfiguration configuration, VmPaths paths) { }
 }
 
 /// <summary>What a running VM tells the host about itself.</summary>

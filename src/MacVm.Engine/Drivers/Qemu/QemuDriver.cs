@@ -91,6 +91,11 @@ public sealed class QemuDriver : IVmDriver
             throw new IOException($"qemu-img could not create the disk overlay '{target}': {(await stderr.ConfigureAwait(false)).Trim()}");
     }
 
+    /// <summary>Leaves QEMU's command line for the host, which starts it first thing (<see cref="QemuEarlyStart"/>).</summary>
+    public void PrepareLaunch(VmConfiguration configuration, VmPaths paths) =>
+        QemuEarlyStart.WritePlan(paths, QemuInstallation.FindSystem(),
+            QemuCommandLine.Build(configuration, paths, ResolveAccelerator(configuration.Accelerator), incoming: configuration.Restore is not null));
+
     /// <inheritdoc/>
     public IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events) =>
         new QemuVirtualMachine(configuration, paths, events);

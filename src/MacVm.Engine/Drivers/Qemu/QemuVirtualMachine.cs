@@ -15,8 +15,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     private readonly VmPaths _paths;
     private readonly IVmEventSink _events;
     private readonly TaskCompletionSource<HypervisorExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Queue<string> _qemuOutput = new();
     private readonly CancellationTokenSource _stopping = new();
+    private QemuProcess? _qemu;
     private Process? _process;
     private QmpClient? _qmp;
     private Task? _serialPump;
@@ -40,19 +40,23 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var qemu = QemuInstallation.FindSystem();
         Accelerator = QemuDriver.ResolveAccelerator(_config.Accelerator);
         var args = QemuCommandLine.Build(_config, _paths, Accelerator, incoming: restoreStateFile is not null);
-        foreach (var socket in new[] { _paths.QmpSocket, _paths.SerialSocket, _paths.AgentSocket, _paths.GuestIpSocket, _paths.NicSocket, _paths.NatSocket })
-            AtomicFile.TryDelete(socket);
-        // The host's ends of the NIC and of NAT exist before QEMU, so that no early frame is refused.
+        var early = QemuEarlyStart.Take(qemu, args);
+        if (early is null)
+        {
+            foreach (var socket in SocketsOf(_paths)) AtomicFile.TryDelete(socket);
+        }
+        // The host's ends of the NIC and of NAT: before QEMU when we start it here. A QEMU started early
+        // may send a frame before they exist; it is dropped, as on a cable plugged in a moment later
+        // (the guest is still loading its state or booting then).
         _nic = BindDatagram(_paths.NicHostSocket);
         _nat = BindDatagram(_paths.NatHostSocket);
-
-        var launched = new TaskCompletionSource<Process>(TaskCreationOptions.RunContinuationsAsynchronously);
-        // PR_SET_PDEATHSIG fires when the thread that forked QEMU ends, not the process: fork from a
-        // thread that lives exactly as long as QEMU, so QEMU dies with the host and only then.
-        var parent = new Thread(() => RunQemu(qemu, args, launched)) { IsBackground = true, Name = "qemu-parent" };
-        parent.Start();
-        _process = await launched.Task.ConfigureAwait(false);
-        _events.Log($"QEMU started (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
+        _qemu = early ?? QemuProcess.Start(qemu, args);
+        _qemu.AttachOutput(line => _events.Log("qemu: " + line));
+        _ = _qemu.Ended.ContinueWith(t => _exited.TrySetResult(t.Result is { } ended
+            ? new HypervisorExit(_guestShutdown, DescribeExit(ended))
+            : new HypervisorExit(false, "QEMU did not start" + QemuOutputTail())), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _process = await _qemu.Launched.ConfigureAwait(false);
+        _events.Log($"{(early is null ? "QEMU started" : "Adopted the QEMU started early")} (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
 
         var alive = () => !_exited.Task.IsCompleted;
         try
@@ -67,7 +71,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             await _nic.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
             await _nat.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
+        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException or ObjectDisposedException)
         {
             // QEMU that fails at start closes its sockets as it exits: give it a moment, so the error
             // carries its exit status and what it printed rather than "socket closed".
@@ -83,15 +87,15 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            await Qmp().ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat " + ShellQuote(stateFile) }, ct).ConfigureAwait(false);
+            var ended = await StartMigrationAsync("migrate-incoming", "exec:cat " + ShellQuote(stateFile), ct).ConfigureAwait(false);
             while (true)
             {
+                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
                 var status = (await Qmp().ExecuteAsync("query-status", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
                 if (status == "paused") break;
                 var migration = (await Qmp().ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
                 if (migration == "failed" || _exited.Task.IsCompleted)
                     throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}'{QemuOutputTail()}");
-                await Task.Delay(2, ct).ConfigureAwait(false);
             }
             await Qmp().ExecuteAsync("cont", null, ct).ConfigureAwait(false);
             _events.Log($"Machine state loaded from '{stateFile}' and resumed.");
@@ -159,12 +163,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         listener.Bind(new UnixDomainSocketEndPoint(receiverPath));
         listener.Listen(1);
         using var receiving = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
         try
         {
-            var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
-            await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "unix:" + receiverPath }, ct).ConfigureAwait(false);
+            var ended = await StartMigrationAsync("migrate", "unix:" + receiverPath, ct).ConfigureAwait(false);
             while (true)
             {
+                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
                 var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
                 var status = info?["status"]?.GetValue<string>();
                 if (status == "completed") break;
@@ -181,7 +186,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
                     catch (QmpException) { /* it failed on its own meanwhile */ }
                     throw new IOException($"Could not write the machine state to '{stateFile}': {receiver.Exception!.InnerException?.Message}");
                 }
-                await Task.Delay(2, ct).ConfigureAwait(false);
             }
             var sha = await receiver.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
             _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
@@ -189,6 +193,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }
         finally
         {
+            // Whatever happened, the state file is closed before the caller sees the outcome: a caller that
+            // deletes a partial file must get its space back at once (on a full disk, it needs it).
+            if (!receiver.IsCompleted)
+            {
+                receiving.Cancel();
+                await Task.WhenAny(receiver, Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+            }
             AtomicFile.TryDelete(receiverPath);
         }
     }
@@ -206,9 +217,17 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         {
             var buffer = buffers[i];
             var filled = 0;
-            while (filled < buffer.Length)
+            while (filled < buffer.Length && !pending.IsFaulted)
             {
-                var n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
+                int n;
+                try
+                {
+                    n = await connection.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None, ct).ConfigureAwait(false);
+                }
+                catch (Exception) when (pending.IsFaulted)
+                {
+                    break; // the write's error below is the one that matters
+                }
                 if (n == 0) break;
                 filled += n;
             }
@@ -217,47 +236,18 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             var chunk = buffer.AsMemory(0, filled);
             var hashing = Task.Run(() => sha.AppendData(chunk.Span), ct);
             pending = Task.WhenAll(file.WriteAsync(chunk, ct).AsTask(), hashing);
+            // A failed write (a full disk) ends the stream at once: QEMU sees the socket close and fails the save.
+            _ = pending.ContinueWith(_ =>
+            {
+                try { connection.Shutdown(SocketShutdown.Both); }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException) { /* already closed */ }
+            }, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             if (filled < buffer.Length) { await pending.ConfigureAwait(false); break; }
         }
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
     private static string ShellQuote(string path) => "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-
-    private void RunQemu(string qemu, IReadOnlyList<string> args, TaskCompletionSource<Process> launched)
-    {
-        Process process;
-        try
-        {
-            var setpriv = OperatingSystem.IsLinux() ? QemuInstallation.FindOnPath("setpriv") : null;
-            var psi = new ProcessStartInfo(setpriv ?? qemu)
-            {
-                UseShellExecute = false,
-                RedirectStandardInput = true,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            if (setpriv is not null)
-            {
-                foreach (var a in new[] { "--pdeathsig", "KILL", "--", qemu }) psi.ArgumentList.Add(a);
-            }
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            process = Process.Start(psi) ?? throw new IOException($"'{qemu}' did not start.");
-            process.OutputDataReceived += (_, e) => RecordQemuOutput(e.Data);
-            process.ErrorDataReceived += (_, e) => RecordQemuOutput(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-        catch (Exception ex)
-        {
-            launched.TrySetException(new IOException($"Could not start QEMU ('{qemu}'): {ex.Message}", ex));
-            _exited.TrySetResult(new HypervisorExit(false, "QEMU did not start: " + ex.Message));
-            return;
-        }
-        launched.TrySetResult(process);
-        process.WaitForExit();
-        _exited.TrySetResult(new HypervisorExit(_guestShutdown, DescribeExit(process)));
-    }
 
     private string DescribeExit(Process process)
     {
@@ -266,25 +256,42 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return $"QEMU (pid {process.Id}) {how}{QemuOutputTail()}";
     }
 
-    private void RecordQemuOutput(string? line)
+    private string QemuOutputTail() => _qemu?.OutputTail() ?? "";
+
+    /// <summary>The sockets QEMU binds for a VM (stale ones are deleted before it starts).</summary>
+    internal static string[] SocketsOf(VmPaths paths) => [paths.QmpSocket, paths.SerialSocket, paths.AgentSocket, paths.GuestIpSocket, paths.NicSocket, paths.NatSocket];
+
+    private TaskCompletionSource? _migrationEnded;
+
+    /// <summary>
+    /// Starts a migration (<paramref name="command"/> is migrate or migrate-incoming) with QEMU's MIGRATION
+    /// events on; the task returned completes when one says the migration ended. Waiting on it instead of
+    /// polling every few milliseconds saves the host's CPU while QEMU streams, and answers at once.
+    /// </summary>
+    private async Task<Task> StartMigrationAsync(string command, string uri, CancellationToken ct)
     {
-        if (line is null) return;
-        _events.Log("qemu: " + line);
-        lock (_qemuOutput)
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _migrationEnded, ended);
+        await Qmp().ExecuteAsync("migrate-set-capabilities", new JsonObject
         {
-            _qemuOutput.Enqueue(line);
-            while (_qemuOutput.Count > 5) _qemuOutput.Dequeue();
-        }
+            ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
+        }, ct).ConfigureAwait(false);
+        await Qmp().ExecuteAsync(command, new JsonObject { ["uri"] = uri }, ct).ConfigureAwait(false);
+        return ended.Task;
     }
 
-    private string QemuOutputTail()
+    /// <summary>Returns when the migration ended, or after a while anyway (the caller then asks QEMU).</summary>
+    private async Task NextMigrationCheckAsync(Task ended, CancellationToken ct)
     {
-        lock (_qemuOutput)
-            return _qemuOutput.Count == 0 ? "" : ". QEMU said: " + string.Join(" | ", _qemuOutput);
+        if (ended.IsCompleted) await Task.Delay(1, ct).ConfigureAwait(false);
+        else await Task.WhenAny(ended, _exited.Task, Task.Delay(50, ct)).ConfigureAwait(false);
+        ct.ThrowIfCancellationRequested();
     }
 
     private void OnQmpEvent(string name, JsonObject? data)
     {
+        if (name == "MIGRATION" && data?["status"]?.GetValue<string>() is "completed" or "failed" or "cancelled")
+            Volatile.Read(ref _migrationEnded)?.TrySetResult();
         if (name == "SHUTDOWN" && data?["guest"]?.GetValue<bool>() == true) _guestShutdown = true;
         _events.Log($"QMP event {name} {data?.ToJsonString()}");
     }
@@ -316,7 +323,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            if (_process is { HasExited: false }) _process.Kill();
+            _qemu?.Kill();
         }
         catch (InvalidOperationException)
         {
