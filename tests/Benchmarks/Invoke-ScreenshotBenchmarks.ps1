@@ -53,7 +53,8 @@ function Wait-ReadyLine([string] $ConsoleLog, [scriptblock] $Alive) {
     # The guest prints its ready line after it drew its marker on the framebuffer console.
     $sw = [Diagnostics.Stopwatch]::StartNew()
     while (-not (Select-String -Quiet -SimpleMatch 'MACVM-GUEST-READY' -Path $ConsoleLog -ErrorAction Ignore)) {
-        if (-not (& $Alive)) { throw "The guest stopped before its ready line ($ConsoleLog)." }
+        $life = & $Alive
+        if ($life -ne $true) { throw "The guest stopped before its ready line ($ConsoleLog): $life" }
         if ($sw.Elapsed.TotalSeconds -gt $BootTimeoutSec) { throw "No ready line in $ConsoleLog within $BootTimeoutSec s." }
         Start-Sleep -Milliseconds 50
     }
@@ -108,7 +109,7 @@ try {
     Write-Host '== Booting the module VM and a raw QEMU of the same guest'
     $null = Import-MacVmImage -Name tiny -Kernel $guest.Kernel -Initrd $guest.Initrd -Disk $guest.Disk -KernelCommandLine $guest.CommandLine -GuestAgent -ReadyMarker MACVM-GUEST-READY
     $vm = New-MacVm -Name shotbench -Image tiny -ScreenshotPort 0
-    Wait-ReadyLine (Join-Path $vm.Path 'console.log') { (Get-MacVm -Name shotbench).State -eq 'Running' }
+    Wait-ReadyLine (Join-Path $vm.Path 'console.log') { $v = Get-MacVm -Name shotbench; if ($v.State -eq 'Running') { $true } else { "VM $($v.State) $($v.StateReason)" } }
     $vm = Get-MacVm -Name shotbench
 
     $rawDir = Join-Path $script:Store 'raw'
@@ -127,7 +128,7 @@ try {
         '-kernel', $guest.Kernel, '-initrd', $guest.Initrd, '-append', $guest.CommandLine)
     $raw = Start-RawQemu -Qemu $qemu -Arguments $rawArgs -Tracker $script:RawProcesses
     $rawQmp = Connect-Qmp "$rawDir/qmp.sock" $raw
-    Wait-ReadyLine "$rawDir/console.log" { -not $raw.Process.HasExited }
+    Wait-ReadyLine "$rawDir/console.log" { if ($raw.Process.HasExited) { Get-RawExitText $raw } else { $true } }
 
     $rawDump = "$rawDir/screendump.png"
     $measureRaw = {

@@ -121,6 +121,24 @@ Describe 'Get-MacVmScreenshot' {
         finally { Resume-MacVm -Name shot1 }
     }
 
+    It 'serves several captures of one VM at once, from the cmdlet and the endpoint together' {
+        $module = $env:MACVM_MODULE
+        $url = $script:Vm.ScreenshotUrl
+        $token = $script:Vm.GetScreenshotToken()
+        $widths = 1..6 | ForEach-Object -ThrottleLimit 6 -Parallel {
+            if ($_ % 2) {
+                Import-Module $using:module
+                (Get-MacVmScreenshot -Name shot1 -ErrorAction Stop).Width
+            }
+            else {
+                $r = Invoke-WebRequest -Uri $using:url -Headers @{ Authorization = "Bearer $using:token" } -NoProxy
+                if ($r.StatusCode -eq 200 -and $r.Content.Length -gt 100) { 800 } else { $r.StatusCode }
+            }
+        }
+        $widths | Should -Be @(800, 800, 800, 800, 800, 800)
+        Get-ChildItem -Force $script:Vm.Path -Filter '.screendump-*' | Should -BeNullOrEmpty -Because 'each capture deletes its screendump'
+    }
+
     It 'writes -Path atomically, relative to the current location, and the extension .png makes a PNG' {
         Push-Location $script:Scratch
         try {

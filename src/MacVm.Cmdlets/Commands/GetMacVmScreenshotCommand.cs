@@ -64,7 +64,7 @@ public sealed class GetMacVmScreenshotCommand : VmTargetCmdlet
         {
             file = _targetIsFolder ? System.IO.Path.Combine(_target, name + ScreenshotSettings.Extension(_format)) : _target;
             // Several VMs into one file would keep only the last picture: say so instead.
-            if (!_written.Add(file))
+            if (_written.Contains(file))
                 throw new Engine.Operations.MacVmException(Engine.Operations.MacVmErrorKind.AlreadyExists, "PathReused",
                     $"The screenshot of VM '{name}' would replace the one just written to '{file}'. Give -Path a folder to get one file per VM.", name);
         }
@@ -74,6 +74,8 @@ public sealed class GetMacVmScreenshotCommand : VmTargetCmdlet
             Format = _format,
             Quality = MyInvocation.BoundParameters.ContainsKey(nameof(Quality)) ? Quality : null,
         };
-        WriteObject(RunEngine((_, ct) => Vms.ScreenshotAsync(name, request, file, ct)));
+        var shot = RunEngine((_, ct) => Vms.ScreenshotAsync(name, request, file, ct));
+        if (file is not null) _written.Add(file);
+        WriteObject(shot);
     }
 }

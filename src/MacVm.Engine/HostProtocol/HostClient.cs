@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using MacVm.Engine.Operations;
 using StreamJsonRpc;
+using StreamJsonRpc.Protocol;
 
 namespace MacVm.Engine.HostProtocol;
 
@@ -110,9 +111,29 @@ public static class HostRpc
     /// <summary>System.Text.Json with the model's settings (camelCase, enums as strings).</summary>
     public static SystemTextJsonFormatter CreateFormatter()
     {
-        var f = new SystemTextJsonFormatter();
+        var f = new CopyingSystemTextJsonFormatter();
         f.JsonSerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
         f.JsonSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
         return f;
     }
+}
+
+/// <summary>
+/// SystemTextJsonFormatter, but each message it reads gets its own copy of the bytes. NewLineDelimitedMessageHandler
+/// releases a line's pipe memory as soon as Deserialize returns, while a JsonDocument parsed from a single-segment
+/// buffer keeps pointing into that memory until JsonRpc has read the result: a message that fits one pipe segment
+/// could then be read after the pipe reused the memory ("'0x00' is invalid after a value", seen with small
+/// screenshot results). A copy per message is cheap next to a socket round trip.
+/// </summary>
+internal sealed class CopyingSystemTextJsonFormatter : SystemTextJsonFormatter, IJsonRpcMessageFormatter, IJsonRpcMessageTextFormatter
+{
+    JsonRpcMessage IJsonRpcMessageFormatter.Deserialize(System.Buffers.ReadOnlySequence<byte> contentBuffer) =>
+        Deserialize(Own(contentBuffer));
+
+    JsonRpcMessage IJsonRpcMessageTextFormatter.Deserialize(System.Buffers.ReadOnlySequence<byte> contentBuffer, System.Text.Encoding encoding) =>
+        Deserialize(Own(contentBuffer), encoding);
+
+    // JsonDocument copies a multi-segment buffer itself; only a single segment is used in place.
+    private static System.Buffers.ReadOnlySequence<byte> Own(System.Buffers.ReadOnlySequence<byte> buffer) =>
+        buffer.IsSingleSegment ? new System.Buffers.ReadOnlySequence<byte>(buffer.First.ToArray()) : buffer;
 }
