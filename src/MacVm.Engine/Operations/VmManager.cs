@@ -137,6 +137,8 @@ public sealed class VmManager
                     MacPlatform = macPlatform,
                 },
             };
+            // Apple: the NIC's MAC is part of a saved state, so it is fixed once, here, and snapshots keep it.
+            if (request.Driver == VmDriverKind.Apple) config = config with { MacAddress = Drivers.Apple.VzConfigurationBuilder.MacAddressOf(config) };
             AtomicFile.WriteAllText(Path.Combine(staging, "vm.json"), ModelJson.Serialize(config));
             try
             {
