@@ -103,7 +103,7 @@ function Get-PesterModulePath {
 function Invoke-FakeFrameworkBuild {
     Write-Host '== Building the fake Virtualization framework'
     $dir = Join-Path $Out 'fake-vz'
-    Invoke-Native bash @((Join-Path $Root 'tests/fakes/Virtualization/build.sh'), $dir)
+    Invoke-Native bash @((Join-Path $Root 'tests/fakes/Virtualization/build.sh'), $dir) | Out-Host
     Join-Path $dir 'libVirtualization.so'
 }
 

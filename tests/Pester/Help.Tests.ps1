@@ -31,6 +31,15 @@ BeforeAll {
     $script:OriginalHome = $env:MACVM_HOME
     $script:Stores = [System.Collections.Generic.List[string]]::new()
 
+    # Import-MacVmImage's -TartPath examples read Tart's folders: synthetic Tart VMs in a TART_HOME of our own.
+    Import-Module "$PSScriptRoot/TestSupport.psm1" -Force
+    $script:OriginalTartHome = $env:TART_HOME
+    $env:TART_HOME = "/tmp/macvm-test-tart-$([IO.Path]::GetRandomFileName().Replace('.', ''))"
+    $oci = "$env:TART_HOME/cache/OCIs/ghcr.io/cirruslabs/macos-sonoma-base"
+    $null = New-TestTartVm -Path "$oci/sha256:0123456789abcdef"
+    $null = New-Item -ItemType SymbolicLink -Path "$oci/latest" -Target "$oci/sha256:0123456789abcdef"
+    $null = New-TestTartVm -Path "$env:TART_HOME/vms/sonoma-dev"
+
     # What the store holds before each example of a cmdlet: one spec for all its examples, or one per
     # example (the last one goes on for later examples). Image: whether the image 'tiny' exists
     # (default: yes). Vms: the VMs that exist, each Stopped, Running (with the guest agent up) or
@@ -153,6 +162,8 @@ BeforeAll {
 AfterAll {
     foreach ($s in $Stores) { if (Test-Path -LiteralPath $s) { Remove-ScratchStore $s } }
     $env:MACVM_HOME = $OriginalHome
+    if ($env:TART_HOME -like '/tmp/macvm-test-tart-*') { Remove-Item -LiteralPath $env:TART_HOME -Recurse -Force -ErrorAction SilentlyContinue }
+    $env:TART_HOME = $script:OriginalTartHome
 }
 
 Describe 'Help of <Name>' -ForEach $Cmdlets {

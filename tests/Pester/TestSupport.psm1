@@ -106,4 +106,36 @@ function Get-TestNetworkFrame {
     Get-Content -LiteralPath $Network.Log | Where-Object { $_ } | ConvertFrom-Json
 }
 
-Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame
+function New-TestTartVm {
+    <#
+    A synthetic Tart VM folder, as Tart lays one out (~/.tart/vms/<name>, or an OCI cache entry): config.json
+    with base64 hardwareModel and ecid, a sparse raw disk.img of -DiskMB MiB and nvram.bin. Returns the path.
+    #>
+    param([Parameter(Mandatory)] [string] $Path, [string] $Os = 'darwin', [int] $DiskMB = 64, [switch] $NoEcid)
+    $null = New-Item -ItemType Directory -Force $Path
+    $config = [ordered]@{
+        version = 1; os = $Os; arch = 'arm64'; cpuCount = 4; cpuCountMin = 4
+        memorySize = 8GB; memorySizeMin = 8GB; macAddress = '7e:31:a2:00:00:01'
+        display = @{ width = 1024; height = 768 }
+    }
+    if ($Os -eq 'darwin') {
+        $config.hardwareModel = [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes('synthetic hardware model'))
+        if (-not $NoEcid) { $config.ecid = [Convert]::ToBase64String([byte[]](1..16)) }
+    }
+    $config | ConvertTo-Json | Set-Content (Join-Path $Path 'config.json')
+    $disk = [IO.File]::Create((Join-Path $Path 'disk.img'))
+    try {
+        # Mostly a hole, like a real macOS disk: a few bytes of data at the start and in the middle.
+        foreach ($at in 0, ($DiskMB * 1MB / 2)) {
+            $bytes = [Text.Encoding]::UTF8.GetBytes("synthetic data at $at")
+            $disk.Position = $at
+            $disk.Write($bytes, 0, $bytes.Length)
+        }
+        $disk.SetLength($DiskMB * 1MB)
+    }
+    finally { $disk.Dispose() }
+    [IO.File]::WriteAllText((Join-Path $Path 'nvram.bin'), 'synthetic nvram')
+    $Path
+}
+
+Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame, New-TestTartVm

@@ -4,13 +4,14 @@ using MacVm.Engine.Operations;
 
 namespace MacVm.Cmdlets.Commands;
 
-/// <summary>Copies a Linux kernel and initramfs (optionally with a data disk), or a bootable disk, into the store as a named image.</summary>
+/// <summary>Copies a Linux kernel and initramfs (optionally with a data disk), a bootable disk, or a Tart macOS VM into the store as a named image.</summary>
 [Cmdlet(VerbsData.Import, "MacVmImage", SupportsShouldProcess = true, DefaultParameterSetName = KernelSet)]
 [OutputType(typeof(MacVmImage))]
 public sealed class ImportMacVmImageCommand : MacVmCmdlet
 {
     private const string KernelSet = "Kernel";
     private const string DiskSet = "Disk";
+    private const string TartSet = "Tart";
 
     /// <summary>The image's name.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -28,6 +29,14 @@ public sealed class ImportMacVmImageCommand : MacVmCmdlet
     [Parameter(ParameterSetName = KernelSet)]
     [Parameter(Mandatory = true, ParameterSetName = DiskSet)]
     public string? Disk { get; set; }
+
+    /// <summary>
+    /// A macOS VM made by Tart: a VM folder (~/.tart/vms/&lt;name&gt;) or an entry of Tart's OCI cache
+    /// (~/.tart/cache/OCIs/&lt;registry&gt;/&lt;repository&gt;/&lt;tag&gt;). Its disk.img, nvram.bin and the hardware model
+    /// and machine identifier from its config.json become a macOS image for the Apple driver.
+    /// </summary>
+    [Parameter(Mandatory = true, ParameterSetName = TartSet)]
+    public string? TartPath { get; set; }
 
     /// <summary>The kernel command line.</summary>
     [Parameter(ParameterSetName = KernelSet)]
@@ -53,6 +62,7 @@ public sealed class ImportMacVmImageCommand : MacVmCmdlet
             InitrdPath = Resolve(Initrd),
             DiskPath = Resolve(Disk),
             KernelCommandLine = KernelCommandLine,
+            TartPath = Resolve(TartPath),
             GuestAgent = GuestAgent,
             ReadyMarker = ReadyMarker,
         };

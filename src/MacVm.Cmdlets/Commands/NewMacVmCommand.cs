@@ -18,7 +18,10 @@ public sealed class NewMacVmCommand : MacVmCmdlet
     [ArgumentCompleter(typeof(ImageNameCompleter))]
     public string Image { get; set; } = "";
 
-    /// <summary>The driver.</summary>
+    /// <summary>
+    /// The hypervisor: Qemu (the default; Linux guests) or Apple (Virtualization.framework in the host
+    /// process: macOS hosts only; needed for macOS images such as those imported with Import-MacVmImage -TartPath).
+    /// </summary>
     [Parameter]
     public VmDriverKind Driver { get; set; } = VmDriverKind.Qemu;
 

@@ -21,6 +21,8 @@ public sealed record ImportImageRequest
     public bool GuestAgent { get; init; }
     /// <summary>The serial-console line that says the guest is up.</summary>
     public string? ReadyMarker { get; init; }
+    /// <summary>A Tart VM folder (~/.tart/vms/&lt;name&gt;) or an entry of Tart's OCI cache (~/.tart/cache/OCIs/…): a macOS image for the Apple driver.</summary>
+    public string? TartPath { get; init; }
 }
 
 /// <summary>Images in the store: import (copy in, with a content digest), list, remove.</summary>
@@ -49,21 +51,45 @@ public sealed class ImageLibrary
     public async Task<MacVmImage> ImportAsync(ImportImageRequest request, IOperationReporter reporter, CancellationToken ct)
     {
         NameRules.Validate("image", request.Name, nameof(request.Name));
+        if (request.TartPath is not null)
+        {
+            if (request.KernelPath is not null || request.InitrdPath is not null || request.DiskPath is not null)
+                throw new ArgumentException("-TartPath brings its own disk: do not combine it with -Kernel, -Initrd or -Disk.", nameof(request.TartPath));
+            var tart = TartVm.Read(request.TartPath);
+            return await ImportFilesAsync(request, new List<ImageFile>
+            {
+                new("disk", tart.DiskPath, null, "disk.img"),
+                new("auxiliary-storage", tart.NvramPath, null, "auxiliary-storage"),
+                new("hardware-model", null, tart.HardwareModel, "hardware-model"),
+                new("machine-identifier", null, tart.MachineIdentifier, "machine-identifier"),
+            }, ImageKind.MacOS, "raw", reporter, ct).ConfigureAwait(false);
+        }
         if (request.KernelPath is null && request.DiskPath is null)
             throw new ArgumentException("Give -Kernel (with -Initrd) for a Linux kernel image, or -Disk for a disk image.", nameof(request.KernelPath));
         if (request.KernelPath is null && request.InitrdPath is not null)
             throw new ArgumentException("-Initrd needs -Kernel.", nameof(request.InitrdPath));
-        var files = new List<(string Role, string Source, string Target)>();
-        if (request.KernelPath is { } k) files.Add(("kernel", RequireFile(k, "Kernel"), "kernel"));
-        if (request.InitrdPath is { } i) files.Add(("initrd", RequireFile(i, "Initrd"), "initrd"));
+        var files = new List<ImageFile>();
+        if (request.KernelPath is { } k) files.Add(new("kernel", RequireFile(k, "Kernel"), null, "kernel"));
+        if (request.InitrdPath is { } i) files.Add(new("initrd", RequireFile(i, "Initrd"), null, "initrd"));
         string? diskFormat = null;
         if (request.DiskPath is { } d)
         {
             var src = RequireFile(d, "Disk");
             diskFormat = IsQcow2(src) ? "qcow2" : "raw";
-            files.Add(("disk", src, "disk." + diskFormat));
+            files.Add(new("disk", src, null, "disk." + diskFormat));
         }
+        return await ImportFilesAsync(request, files, request.KernelPath is null ? ImageKind.Disk : ImageKind.KernelInitrd, diskFormat, reporter, ct).ConfigureAwait(false);
+    }
 
+    /// <summary>One file of an image: copied from <paramref name="Source"/>, or written from <paramref name="Content"/>.</summary>
+    private sealed record ImageFile(string Role, string? Source, byte[]? Content, string Target)
+    {
+        public long Length => Content?.Length ?? new FileInfo(Source!).Length;
+    }
+
+    private async Task<MacVmImage> ImportFilesAsync(ImportImageRequest request, List<ImageFile> files, ImageKind kind, string? diskFormat,
+        IOperationReporter reporter, CancellationToken ct)
+    {
         Store.EnsureWritable();
         var final = Store.ImageDirectory(request.Name);
         if (Directory.Exists(final)) throw NameTaken(request.Name);
@@ -72,27 +98,41 @@ public sealed class ImageLibrary
         var activity = Interlocked.Increment(ref s_activityIds);
         try
         {
-            long total = files.Sum(f => new FileInfo(f.Source).Length), done = 0;
+            long total = files.Sum(f => f.Length), done = 0;
             var digestLines = new StringBuilder();
-            foreach (var (role, source, target) in files)
+            foreach (var file in files)
             {
-                var hash = await CopyAndHashAsync(source, Path.Combine(staging, target), copied =>
+                string hash;
+                if (file.Content is { } content)
                 {
-                    var pct = total == 0 ? 100 : (int)((done + copied) * 100 / total);
-                    reporter.Progress(new OperationProgress(activity, $"Importing image {request.Name}", $"Copying {Path.GetFileName(source)}", pct));
-                }, ct).ConfigureAwait(false);
-                done += new FileInfo(source).Length;
-                digestLines.Append(role).Append(':').Append(hash).Append('\n');
+                    await File.WriteAllBytesAsync(Path.Combine(staging, file.Target), content, ct).ConfigureAwait(false);
+                    hash = Convert.ToHexString(SHA256.HashData(content)).ToLowerInvariant();
+                }
+                else
+                {
+                    hash = await CopyAndHashAsync(file.Source!, Path.Combine(staging, file.Target), copied =>
+                    {
+                        var pct = total == 0 ? 100 : (int)((done + copied) * 100 / total);
+                        reporter.Progress(new OperationProgress(activity, $"Importing image {request.Name}", $"Copying {Path.GetFileName(file.Source)}", pct));
+                    }, ct).ConfigureAwait(false);
+                }
+                done += file.Length;
+                digestLines.Append(file.Role).Append(':').Append(hash).Append('\n');
             }
+            string? Has(string role) => files.FirstOrDefault(f => f.Role == role)?.Target;
             var image = new MacVmImage
             {
                 Name = request.Name,
-                Kind = request.KernelPath is null ? ImageKind.Disk : ImageKind.KernelInitrd,
+                Kind = kind,
                 Digest = "sha256:" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(digestLines.ToString()))).ToLowerInvariant(),
-                Kernel = request.KernelPath is null ? null : "kernel",
-                Initrd = request.InitrdPath is null ? null : "initrd",
-                Disk = diskFormat is null ? null : "disk." + diskFormat,
+                Kernel = Has("kernel"),
+                Initrd = Has("initrd"),
+                Disk = Has("disk"),
                 DiskFormat = diskFormat,
+                HardwareModel = Has("hardware-model"),
+                MachineIdentifier = Has("machine-identifier"),
+                AuxiliaryStorage = Has("auxiliary-storage"),
+                Source = request.TartPath is null ? null : "tart:" + Path.GetFullPath(request.TartPath),
                 KernelCommandLine = request.KernelCommandLine,
                 GuestAgent = request.GuestAgent,
                 ReadyMarker = request.ReadyMarker,
@@ -100,8 +140,8 @@ public sealed class ImageLibrary
             };
             AtomicFile.WriteAllText(Path.Combine(staging, "image.json"), ModelJson.Serialize(image));
             // The image's files back every VM's overlay: make them read-only so nothing writes them by mistake.
-            foreach (var (_, _, target) in files)
-                File.SetUnixFileMode(Path.Combine(staging, target), UnixFileMode.UserRead | UnixFileMode.GroupRead);
+            foreach (var file in files)
+                File.SetUnixFileMode(Path.Combine(staging, file.Target), UnixFileMode.UserRead | UnixFileMode.GroupRead);
             try
             {
                 Directory.Move(staging, final);
@@ -172,7 +212,9 @@ public sealed class ImageLibrary
         while ((n = await input.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
         {
             sha.AppendData(buffer, 0, n);
-            await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+            // Runs of zeros become holes: a 50 GB macOS disk that is mostly empty stays small.
+            if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) < 0) output.Seek(n, SeekOrigin.Current);
+            else await output.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
             copied += n;
             if (DateTime.UtcNow - lastReport > TimeSpan.FromMilliseconds(250))
             {
@@ -180,6 +222,7 @@ public sealed class ImageLibrary
                 progress(copied);
             }
         }
+        output.SetLength(copied); // a file that ends in a hole still has its full length
         output.Flush(flushToDisk: true);
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }

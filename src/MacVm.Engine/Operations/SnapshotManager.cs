@@ -32,6 +32,9 @@ public sealed class SnapshotManager
     private static int s_activityIds = 2_000_000;
     private readonly VmManager _vms;
 
+    // The file name of a macOS guest's NVRAM inside a snapshot (Apple driver).
+    private const string MacAuxiliaryStorage = "auxiliary-storage";
+
     /// <summary>Works on <paramref name="store"/>.</summary>
     public SnapshotManager(VmStore store)
     {
@@ -100,16 +103,23 @@ public sealed class SnapshotManager
 
                     var diskCopy = Path.Combine(staging, "disk.qcow2");
                     if (!Posix.TryHardLink(result.FrozenDisk, diskCopy)) File.Copy(result.FrozenDisk, diskCopy);
-                    reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
-                    var stateFile = Path.Combine(staging, "state.bin");
-                    var files = new List<SnapshotFile>
+                    var parts = new List<(string File, string Role)> { ("state.bin", "state"), ("disk.qcow2", "disk") };
+                    if (vm.Boot.MacPlatform is { } mac)
                     {
+                        // A macOS guest's NVRAM belongs to its state (the guest is paused: the copy is consistent).
+                        File.Copy(paths.Disk(mac.AuxiliaryStorageFile), Path.Combine(staging, MacAuxiliaryStorage));
+                        parts.Add((MacAuxiliaryStorage, "auxiliary-storage"));
+                    }
+                    reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
+                    var files = new List<SnapshotFile>();
+                    foreach (var (file, role) in parts)
+                    {
+                        var path = Path.Combine(staging, file);
                         // The host hashes the state as it writes it (when its driver can): no second read.
-                        result.StateSha256 is { } sha
-                            ? new SnapshotFile("state.bin", "state", new FileInfo(stateFile).Length, sha)
-                            : await SnapshotIntegrity.DescribeAsync(stateFile, "state", ct).ConfigureAwait(false),
-                        await SnapshotIntegrity.DescribeAsync(Path.Combine(staging, "disk.qcow2"), "disk", ct).ConfigureAwait(false),
-                    };
+                        files.Add(role == "state" && result.StateSha256 is { } sha
+                            ? new SnapshotFile(file, role, new FileInfo(path).Length, sha)
+                            : await SnapshotIntegrity.DescribeAsync(path, role, ct).ConfigureAwait(false));
+                    }
                     var snapshot = new MacVmSnapshot
                     {
                         Name = name,
@@ -211,6 +221,9 @@ public sealed class SnapshotManager
         try
         {
             await driver.CloneDiskAsync(Path.Combine(snapshot.Path!, "disk.qcow2"), "qcow2", Path.Combine(staging, "disk.qcow2"), ct).ConfigureAwait(false);
+            var mac = snapshot.Configuration.Boot.MacPlatform;
+            if (mac is not null)
+                await driver.CloneDiskAsync(Path.Combine(snapshot.Path!, MacAuxiliaryStorage), "raw", Path.Combine(staging, mac.AuxiliaryStorageFile), ct).ConfigureAwait(false);
             var config = snapshot.Configuration with
             {
                 Name = name,

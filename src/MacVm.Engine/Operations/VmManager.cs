@@ -91,6 +91,8 @@ public sealed class VmManager
         driver.CheckAvailable(request.Accelerator);
         Store.EnsureWritable();
         var image = Store.ReadImage(request.Image) ?? throw MacVmException.ImageNotFound(request.Image, Store.Root);
+        if (image.Kind == ImageKind.MacOS && request.Driver != VmDriverKind.Apple)
+            throw new ArgumentException($"Image '{image.Name}' is a macOS guest: it runs only with -Driver Apple (Virtualization.framework, macOS on Apple silicon).", nameof(request.Driver));
         var final = Store.Vm(request.Name);
         if (Directory.Exists(final.Directory))
             throw NameTaken(request.Name);
@@ -107,8 +109,21 @@ public sealed class VmManager
             string? diskFile = null;
             if (image.Disk is { } disk)
             {
-                diskFile = "disk.qcow2";
+                // QEMU: a qcow2 overlay on the image; Apple: a copy-on-write clone of the raw disk.
+                diskFile = request.Driver == VmDriverKind.Apple ? "disk.img" : "disk.qcow2";
                 await driver.CloneDiskAsync(Path.Combine(image.Path!, disk), image.DiskFormat ?? "raw", Path.Combine(staging, diskFile), ct).ConfigureAwait(false);
+            }
+            MacPlatformSpec? macPlatform = null;
+            if (image.Kind == ImageKind.MacOS)
+            {
+                // The guest writes its NVRAM: each VM gets its own clone of the image's.
+                await driver.CloneDiskAsync(Path.Combine(image.Path!, image.AuxiliaryStorage!), "raw", Path.Combine(staging, "auxiliary-storage"), ct).ConfigureAwait(false);
+                macPlatform = new MacPlatformSpec
+                {
+                    HardwareModelPath = Path.Combine(image.Path!, image.HardwareModel!),
+                    MachineIdentifierPath = Path.Combine(image.Path!, image.MachineIdentifier!),
+                    AuxiliaryStorageFile = "auxiliary-storage",
+                };
             }
             var config = new VmConfiguration
             {
@@ -132,8 +147,11 @@ public sealed class VmManager
                     DiskFile = diskFile,
                     GuestAgent = image.GuestAgent,
                     ReadyMarker = image.ReadyMarker,
+                    MacPlatform = macPlatform,
                 },
             };
+            // Apple: the NIC's MAC is part of a saved state, so it is fixed once, here, and snapshots keep it.
+            if (request.Driver == VmDriverKind.Apple) config = config with { MacAddress = Drivers.Apple.VzConfigurationBuilder.MacAddressOf(config) };
             AtomicFile.WriteAllText(Path.Combine(staging, "vm.json"), ModelJson.Serialize(config));
             try
             {

@@ -70,6 +70,8 @@ public sealed class AppleDriverTests : IDisposable
             Assert.Equal("hvf", vm.Accelerator);
             Assert.Null(vm.HypervisorProcessId);
             Assert.Contains("completion -[VZVirtualMachine startWithCompletionHandler:] error=0 state=Running", FakeVz.Events(), StringComparison.Ordinal);
+            // The console is a pipe the VM writes and the host reads: the fake guest's boot line arrives.
+            await WaitUntilAsync(() => _sink.Console.Contains("VZFake guest: booted"));
         }
         AssertNothingLeaked();
     }

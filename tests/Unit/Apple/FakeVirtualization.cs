@@ -105,8 +105,20 @@ internal static unsafe class FakeVz
 internal sealed class RecordingSink : IVmEventSink
 {
     private readonly List<string> _log = new();
+    private readonly List<string> _console = new();
 
-    public void ConsoleLine(string line) { }
+    public void ConsoleLine(string line)
+    {
+        lock (_console) _console.Add(line);
+    }
+
+    public string[] Console
+    {
+        get
+        {
+            lock (_console) return _console.ToArray();
+        }
+    }
 
     public void Log(string message)
     {

@@ -1448,6 +1448,7 @@ VZ_ROOT_METHODS
     NSArray *_networkDevices;
     NSArray *_socketDevices;
 }
+- (void)_vzGuestPrintsBootLine;
 - (void)_vzNotifyDisconnect:(VZNetworkDevice *)device error:(NSError *)error;
 @end
 
@@ -1749,7 +1750,25 @@ VZ_ROOT_ALLOC
     VZ_RECORD();
     [self _vzOperation:_cmd handler:handler allowed:vz_can_start
                refusal:vz_error(VZErrorInvalidVirtualMachineStateTransition, @"The virtual machine cannot be started in its current state.")
-          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped work:nil keep:nil];
+          transitional:VZVirtualMachineStateStarting success:VZVirtualMachineStateRunning failure:VZVirtualMachineStateStopped
+                  work:^NSError *(void) {
+                      [self _vzGuestPrintsBootLine];
+                      return nil;
+                  }
+                  keep:nil];
+}
+
+/* The simulated guest boots: it prints one line on every file-handle serial port, so a host that
+ * waits for console output as the guest's sign of life sees one. Write errors are ignored. */
+- (void)_vzGuestPrintsBootLine {
+    static const char line[] = "VZFake guest: booted\n";
+    for (VZSerialPortConfiguration *port in _configuration->_serialPorts) {
+        if (![port->_attachment isKindOfClass:[VZFileHandleSerialPortAttachment class]]) continue;
+        NSFileHandle *out = ((VZFileHandleSerialPortAttachment *)port->_attachment)->_fileHandleForWriting;
+        if (!out) continue;
+        ssize_t n = write([out fileDescriptor], line, sizeof line - 1);
+        (void)n;
+    }
 }
 - (void)pauseWithCompletionHandler:(void (^)(NSError *))handler {
     VZ_RECORD();

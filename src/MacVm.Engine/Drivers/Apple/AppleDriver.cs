@@ -40,11 +40,19 @@ public sealed class AppleDriver : IVmDriver
     /// <inheritdoc/>
     public Task CloneDiskAsync(string source, string sourceFormat, string target, CancellationToken ct)
     {
-        // The framework reads raw disk images only; a clone is an APFS copy-on-write clone (O(1)).
-        if (sourceFormat == "qcow2" && !source.EndsWith("/disk.qcow2", StringComparison.Ordinal))
+        // The framework reads raw disk images only (the format is read from the file: a snapshot's disk
+        // keeps its name whatever the driver); a clone is an APFS copy-on-write clone (O(1)).
+        if (IsQcow2(source))
             throw new MacVmException(MacVmErrorKind.InvalidState, "DiskFormatUnsupported",
                 $"The disk '{source}' is qcow2; Virtualization.framework needs a raw disk image. Convert it (qemu-img convert -O raw) and import that.");
         return Task.Run(() => Libc.CloneFile(source, target), ct);
+    }
+
+    private static bool IsQcow2(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        using var f = File.OpenRead(path);
+        return f.Read(magic) == 4 && magic[0] == (byte)'Q' && magic[1] == (byte)'F' && magic[2] == (byte)'I' && magic[3] == 0xfb;
     }
 
     /// <inheritdoc/>
