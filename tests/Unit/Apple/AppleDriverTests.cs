@@ -325,30 +325,30 @@ public sealed class AppleDriverTests : IDisposable
     }
 
     [Fact]
-    public async Task TheNicCanBeUnpluggedPutOnNatAndOnAHostSocketWhileRunning()
+    public async Task TheNicCanBeUnpluggedPutOnNatAndOnTheHostRelayWhileRunning()
     {
-        using var pair = new SocketPair();
         await using (var vm = Create(_folder.Linux()))
         {
             await vm.StartAsync(null, CancellationToken.None);
             var mark = FakeVz.Calls().Length;
-            await vm.SetNetworkAttachmentAsync(new NicAttachment.Disconnected(), CancellationToken.None);
+            await vm.SetNetworkAttachmentAsync(NicAttachment.Disconnected, CancellationToken.None);
             Assert.Equal(new[] { "-[VZVirtualMachine networkDevices]", "-[VZNetworkDevice setAttachment:]" }, FakeVz.CallsSince(mark));
             mark = FakeVz.Calls().Length;
-            await vm.SetNetworkAttachmentAsync(new NicAttachment.Nat(), CancellationToken.None);
+            await vm.SetNetworkAttachmentAsync(NicAttachment.Nat, CancellationToken.None);
             Assert.Equal(new[] { "-[VZVirtualMachine networkDevices]", "-[VZNATNetworkDeviceAttachment init]", "-[VZNetworkDevice setAttachment:]" }, FakeVz.CallsSince(mark));
             mark = FakeVz.Calls().Length;
-            await vm.SetNetworkAttachmentAsync(new NicAttachment.HostSocket(pair.Host), CancellationToken.None);
+            await vm.SetNetworkAttachmentAsync(NicAttachment.HostRelay, CancellationToken.None);
             Assert.Equal(new[]
             {
                 "-[VZVirtualMachine networkDevices]",
                 "-[VZFileHandleNetworkDeviceAttachment initWithFileHandle:]",
                 "-[VZNetworkDevice setAttachment:]",
             }, FakeVz.CallsSince(mark));
-            // The attachment holds its own descriptor: the caller's socket still works after the hand-over.
-            pair.Host.Send(new byte[] { 1, 2, 3 });
-            var buffer = new byte[16];
-            Assert.Equal(3, pair.Peer.Receive(buffer));
+            // The host relay's end: a datagram socket whose peer the attachment holds (a duplicate of it),
+            // so a frame sent on it is one datagram; NAT is an attachment of its own, not a channel.
+            Assert.Equal(SocketType.Dgram, vm.NicChannel.SocketType);
+            Assert.Equal(3, vm.NicChannel.Send(new byte[] { 1, 2, 3 }));
+            Assert.Null(vm.NatChannel);
 
             FakeVz.Disconnect(vm.Handle, 0, 7);
             Assert.True(FakeVz.WaitIdle());
@@ -363,7 +363,7 @@ public sealed class AppleDriverTests : IDisposable
         FakeVz.RequireNetworkAttachment(false);
         await using (var vm = Create(_folder.Linux()))
         {
-            await vm.SetNetworkAttachmentAsync(new NicAttachment.Disconnected(), CancellationToken.None);
+            await vm.SetNetworkAttachmentAsync(NicAttachment.Disconnected, CancellationToken.None);
             await vm.StartAsync(null, CancellationToken.None);
             var calls = FakeVz.Calls();
             Assert.DoesNotContain("-[VZNATNetworkDeviceAttachment init]", calls);
@@ -602,32 +602,4 @@ public sealed class AppleDriverTests : IDisposable
         }
     }
 
-    private sealed class SocketPair : IDisposable
-    {
-        public SocketPair()
-        {
-            var dir = Path.Combine(Path.GetTempPath(), "macvm-dg-" + Guid.NewGuid().ToString("N")[..8]);
-            Directory.CreateDirectory(dir);
-            _dir = dir;
-            Host = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            Peer = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            Host.Bind(new UnixDomainSocketEndPoint(Path.Combine(dir, "h")));
-            Peer.Bind(new UnixDomainSocketEndPoint(Path.Combine(dir, "p")));
-            Host.Connect(new UnixDomainSocketEndPoint(Path.Combine(dir, "p")));
-            Peer.Connect(new UnixDomainSocketEndPoint(Path.Combine(dir, "h")));
-        }
-
-        private readonly string _dir;
-
-        public Socket Host { get; }
-
-        public Socket Peer { get; }
-
-        public void Dispose()
-        {
-            Host.Dispose();
-            Peer.Dispose();
-            Directory.Delete(_dir, true);
-        }
-    }
 }

@@ -27,7 +27,10 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
     private readonly IVmQueue _queue;
     private readonly TaskCompletionSource<HypervisorExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<uint, (nint Listener, nint Delegate)> _listeners = new();
-    private NicAttachment _attachment = new NicAttachment.Nat();
+    // The host relay's socket pair: the host reads and writes frames on the first, the NIC's file-handle
+    // attachment gets (a duplicate of) the second.
+    private readonly (System.Net.Sockets.Socket Host, System.Net.Sockets.Socket Guest) _nic = Libc.DatagramSocketPair();
+    private NicAttachment _attachment = NicAttachment.Disconnected;
     private nint _vm, _vzConfig, _delegate, _view;
     private FdStream? _consoleInput;
     private int _disposed;
@@ -74,7 +77,7 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         try
         {
             // Kept until the VM goes: validateSaveRestoreSupportWithError: is asked of the configuration.
-            _vzConfig = builder.Build(_config, _paths, _attachment);
+            _vzConfig = builder.Build(_config, _paths, _attachment, _nic.Guest);
         }
         catch
         {
@@ -230,9 +233,15 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         }
     }
 
+    /// <inheritdoc/>
+    public System.Net.Sockets.Socket NicChannel => _nic.Host;
+
+    /// <inheritdoc/>
+    /// <remarks>Null: NAT is an attachment of its own here (VZNATNetworkDeviceAttachment).</remarks>
+    public System.Net.Sockets.Socket? NatChannel => null;
+
     public async Task SetNetworkAttachmentAsync(NicAttachment attachment, CancellationToken ct)
     {
-        ArgumentNullException.ThrowIfNull(attachment);
         if (_vm == 0)
         {
             _attachment = attachment; // used when the configuration is built
@@ -243,7 +252,7 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
             var device = NS.At(Msg.Id(_vm, Sel.NetworkDevices), 0);
             if (!ObjC.Responds(device, Sel.SetAttachment))
                 throw new MacVmException(MacVmErrorKind.NotInstalled, "NotSupported", "Changing the network of a running VM needs macOS 13 or later.", _config.Name);
-            var vz = VzConfigurationBuilder.NewAttachment(attachment);
+            var vz = VzConfigurationBuilder.NewAttachment(attachment, _nic.Guest);
             try
             {
                 Msg.Void(device, Sel.SetAttachment, vz);
@@ -254,7 +263,7 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
             }
         }).ConfigureAwait(false);
         _attachment = attachment;
-        _events.Log($"Network attachment changed to {attachment.GetType().Name}.");
+        _events.Log($"Network attachment changed to {attachment}.");
     }
 
     public async Task ServeGuestIpAsync(IGuestIpResponder responder, CancellationToken ct)
@@ -321,7 +330,7 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
 
     void IVmDelegateTarget.AttachmentDisconnected(NSErrorInfo? error)
     {
-        _attachment = new NicAttachment.Disconnected();
+        _attachment = NicAttachment.Disconnected;
         _events.Log($"The network attachment was disconnected: {error}");
     }
 
@@ -381,6 +390,8 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         finally
         {
             _consoleInput?.Dispose();
+            _nic.Host.Dispose();
+            _nic.Guest.Dispose();
             _exited.TrySetResult(new HypervisorExit(false, "The VM was released."));
             _queue.Dispose();
         }

@@ -25,7 +25,7 @@ internal sealed class VzConfigurationBuilder : IDisposable
     public (int OutputRead, int InputWrite)? Console { get; private set; }
 
     /// <summary>Makes the configuration (+1, caller releases); throws <see cref="MacVmException"/> when it is not valid.</summary>
-    public nint Build(VmConfiguration config, VmPaths paths, NicAttachment attachment)
+    public nint Build(VmConfiguration config, VmPaths paths, NicAttachment attachment, System.Net.Sockets.Socket nicGuestEnd)
     {
         var vz = NS.New("VZVirtualMachineConfiguration");
         try
@@ -43,7 +43,7 @@ internal sealed class VzConfigurationBuilder : IDisposable
             var address = Keep(Msg.Id(NS.Alloc("VZMACAddress"), Sel.InitWithString, NS.String(MacAddressOf(config))));
             if (address == 0) throw Invalid($"'{config.MacAddress}' is not a MAC address (give aa:bb:cc:dd:ee:ff).");
             Msg.Void(nic, Sel.SetMacAddress, address);
-            var attached = Keep(NewAttachment(attachment));
+            var attached = Keep(NewAttachment(attachment, nicGuestEnd));
             if (attached != 0) Msg.Void(nic, Sel.SetAttachment, attached);
             Msg.Void(vz, Sel.SetNetworkDevices, NS.Array(nic));
 
@@ -73,17 +73,20 @@ internal sealed class VzConfigurationBuilder : IDisposable
         return $"02:{h[0]:x2}:{h[1]:x2}:{h[2]:x2}:{h[3]:x2}:{h[4]:x2}";
     }
 
-    /// <summary>A new attachment object (+1) for <paramref name="attachment"/>, or 0 for none.</summary>
-    public static nint NewAttachment(NicAttachment attachment)
+    /// <summary>
+    /// A new attachment object (+1) for <paramref name="attachment"/>, or 0 for none: NAT, or a file handle on
+    /// <paramref name="guestEnd"/> (the framework's end of the host relay's socket pair).
+    /// </summary>
+    public static nint NewAttachment(NicAttachment attachment, System.Net.Sockets.Socket guestEnd)
     {
         switch (attachment)
         {
             case NicAttachment.Nat:
                 return NS.New("VZNATNetworkDeviceAttachment");
-            case NicAttachment.HostSocket socket:
-                // The attachment owns a duplicate of the descriptor: the caller may dispose its Socket
-                // whenever it likes, and the framework closes its own copy when the attachment goes.
-                var fd = Libc.Dup((int)socket.Socket.Handle);
+            case NicAttachment.HostRelay:
+                // The attachment owns a duplicate of the descriptor: the framework closes its own copy when
+                // the attachment goes, and ours stays for the next attachment.
+                var fd = Libc.Dup((int)guestEnd.Handle);
                 var handle = Msg.Id(NS.Alloc("NSFileHandle"), Sel.InitWithFileDescriptorCloseOnDealloc, fd, (byte)1);
                 if (handle == 0)
                 {

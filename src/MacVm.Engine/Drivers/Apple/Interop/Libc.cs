@@ -17,6 +17,9 @@ internal static partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int shutdown(int fd, int how);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int socketpair(int domain, int type, int protocol, int* fds);
+
     [LibraryImport("libc", EntryPoint = "clonefile", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int clonefile(string source, string destination, uint flags);
 
@@ -38,6 +41,20 @@ internal static partial class Libc
     {
         var fds = stackalloc int[2];
         return pipe(fds) == 0 ? (fds[0], fds[1]) : throw new IOException($"pipe() failed: errno {Marshal.GetLastPInvokeError()}.");
+    }
+
+    /// <summary>
+    /// Two connected unix datagram sockets (one datagram is one Ethernet frame): the host keeps one, the
+    /// framework's VZFileHandleNetworkDeviceAttachment gets the other.
+    /// </summary>
+    public static unsafe (System.Net.Sockets.Socket Host, System.Net.Sockets.Socket Guest) DatagramSocketPair()
+    {
+        const int AF_UNIX = 1, SOCK_DGRAM = 2;
+        var fds = stackalloc int[2];
+        if (socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) != 0)
+            throw new IOException($"socketpair() failed: errno {Marshal.GetLastPInvokeError()}.");
+        return (new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(fds[0], ownsHandle: true)),
+            new System.Net.Sockets.Socket(new System.Net.Sockets.SafeSocketHandle(fds[1], ownsHandle: true)));
     }
 
     /// <summary>Shuts a socket down both ways, which wakes a thread blocked reading it.</summary>
