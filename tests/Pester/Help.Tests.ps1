@@ -30,6 +30,10 @@ BeforeAll {
     Import-Module $env:MACVM_MODULE
     $script:OriginalHome = $env:MACVM_HOME
     $script:Stores = [System.Collections.Generic.List[string]]::new()
+    # Network: $true in a fixture runs the test network server on lab.sock in the store, the current location.
+    Import-Module "$PSScriptRoot/TestSupport.psm1" -Force
+    $script:Networks = @{}
+    $script:OriginalLocation = Get-Location
 
     # What the store holds before each example of a cmdlet: one spec for all its examples, or one per
     # example (the last one goes on for later examples). Image: whether the image 'tiny' exists
@@ -55,7 +59,10 @@ BeforeAll {
         'Test-MacVmGuest'   = @{ Vms = [ordered]@{ web1 = 'Running' } }
         'Save-MacVm'        = @{ Vms = [ordered]@{ web1 = 'Running' } }
         'Invoke-MacVmGuestCommand' = @{ Vms = [ordered]@{ web1 = 'Running' } }
-        'Restore-MacVmSnapshot' = @{ Snapshots = @('base') }
+        'Restore-MacVmSnapshot' = @{ Snapshots = @('base'); Network = $true }
+        'Connect-MacVmNetwork' = @{ Vms = [ordered]@{ web1 = 'Running'; web2 = 'Running' }; Network = $true }
+        'Disconnect-MacVmNetwork' = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Set-MacVmGuestIp'  = @{ Vms = [ordered]@{ web1 = 'Running' }; Network = $true }
         'Get-MacVmSnapshot' = @{ Snapshots = @('base') }
         'Remove-MacVmSnapshot' = @{ Snapshots = @('base') }
     }
@@ -87,6 +94,10 @@ BeforeAll {
     # the snapshots that exist (saved from a throw-away VM); any other snapshot is removed.
     function Set-Fixture([hashtable] $Spec) {
         $ErrorActionPreference = 'Stop'
+        if ($Spec.Network) {
+            if (-not $Networks[$env:MACVM_HOME]) { $Networks[$env:MACVM_HOME] = Start-TestNetwork -Path (Join-Path $env:MACVM_HOME 'lab.sock') }
+            Set-Location -LiteralPath $env:MACVM_HOME
+        }
         $wantImage = -not $Spec.ContainsKey('Image') -or $Spec.Image
         $vms = if ($Spec.Vms) { $Spec.Vms } else { [ordered]@{} }
         foreach ($vm in @(Get-MacVm)) {
@@ -132,6 +143,8 @@ BeforeAll {
     # Removes every VM of the store (killing the running ones), then anything left, then the store.
     function Remove-ScratchStore([string] $Path) {
         if (-not $Path) { return }
+        Set-Location -LiteralPath $OriginalLocation
+        if ($Networks[$Path]) { Stop-TestNetwork $Networks[$Path]; $Networks.Remove($Path) }
         $env:MACVM_HOME = $Path
         try { Get-MacVm -ErrorAction SilentlyContinue | Remove-MacVm -Force -Confirm:$false -ErrorAction SilentlyContinue }
         catch { Write-Warning "Removing the VMs of '$Path' failed: $_" }
