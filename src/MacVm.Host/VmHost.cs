@@ -408,8 +408,15 @@ internal sealed class HostLog
     {
         lock (_gate)
         {
-            Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {message}");
-            Console.Out.Flush();
+            try
+            {
+                Console.Out.WriteLine($"{DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ss.fffZ} {message}");
+                Console.Out.Flush();
+            }
+            catch (IOException)
+            {
+                // A full disk must not turn a log line into a failed operation (a save reports ENOSPC itself).
+            }
         }
     }
 }

@@ -95,6 +95,7 @@ BeforeAll {
     function Set-Fixture([hashtable] $Spec) {
         $ErrorActionPreference = 'Stop'
         if ($Spec.Network) {
+            $null = New-Item -ItemType Directory -Force -Path $env:MACVM_HOME
             if (-not $Networks[$env:MACVM_HOME]) { $Networks[$env:MACVM_HOME] = Start-TestNetwork -Path (Join-Path $env:MACVM_HOME 'lab.sock') }
             Set-Location -LiteralPath $env:MACVM_HOME
         }
