@@ -154,6 +154,18 @@ Describe 'VMs restored from one snapshot, on one network' {
         (Get-Frames $NetA -Kind icmp-echo-request -Since $since | Where-Object { $_.Src -eq $mac2 -and $_.Dst -eq $mac1 }).Count | Should -BeGreaterOrEqual 2
     }
 
+    It 'refuses a client id another VM holds, and leaves the VM where it was' {
+        $taken = "taken-$([IO.Path]::GetRandomFileName().Substring(0, 6))"
+        $one = Connect-MacVmNetwork -Name r-1 -SocketPath $NetA.SocketPath -ClientId $taken -PassThru
+        $one.Status.Network.ClientSocketPath | Should -BeLike "*/net/$taken.sock"
+        $before = (Get-MacVm -Name r-2).Status.Network
+        $err = { Connect-MacVmNetwork -Name r-2 -SocketPath $NetB.SocketPath -ClientId $taken -ErrorAction Stop } | Should -Throw -PassThru
+        $err.FullyQualifiedErrorId | Should -BeLike 'ConnectMacVmNetworkNetworkFailed*'
+        $err.Exception.Message | Should -BeLike "*$taken.sock*in use*"
+        (Get-MacVm -Name r-2).Status.Network | Should -Be $before
+        (Invoke-Ping r-2 10.0.2.1).ExitCode | Should -Be 0
+    }
+
     AfterAll {
         Get-MacVm -Name r-*, src -ErrorAction Ignore | Remove-MacVm -Force
     }

@@ -465,6 +465,14 @@ public sealed class VmManager
             await WaitForHostExitAsync(hostPid, paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         }
         CleanUpLeftovers(paths);
+        try
+        {
+            if (Store.ReadVm(name) is { } removed) NetworkRules.RemoveStaleClientSocket(removed);
+        }
+        catch (InvalidDataException)
+        {
+            // A damaged manifest names no client socket.
+        }
         // Rename first: a VM is either listed whole or not at all, even if deleting is interrupted.
         var doomed = Path.Combine(Store.VmsDirectory, $".removed-{name}-{Guid.NewGuid():N}");
         Directory.Move(paths.Directory, doomed);
