@@ -76,7 +76,7 @@ function Get-Throughput($Net, [string] $Client, [double] $Since) {
 # reassemble, so it does not answer). Bigger socket and queue limits, or the guest's own queue refuses them.
 function Get-BlastScript([string] $Address) {
     "ip link set eth0 up; ip -4 addr flush dev eth0; ip addr add $Address/24 dev eth0; " +
-    'n=0; while [ "$(cat /sys/class/net/eth0/carrier)" != 1 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; ' +
+    'n=0; while [ "$(cat /sys/class/net/eth0/operstate)" != up ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; ' +
     'echo 16777216 > /proc/sys/net/core/wmem_default; echo 16777216 > /proc/sys/net/core/wmem_max; ip link set eth0 txqueuelen 10000; ' +
     'ping -c 1 -W 2 10.0.2.1 >/dev/null; timeout 6 ping -q -c 200 -s 60000 -i 0.002 10.0.2.1 >/dev/null; echo done'
 }
@@ -185,7 +185,7 @@ try {
         $restoredMs += $sw.Elapsed.TotalMilliseconds
         $null = Set-MacVmGuestIp -Name "r$i" -IPAddress 10.0.2.30 -PrefixLength 24 -Gateway 10.0.2.1 -Wait -TimeoutSec 60
         $ipMs += $sw.Elapsed.TotalMilliseconds
-        $null = Invoke-MacVmGuestCommand -Name "r$i" -ScriptText 'n=0; while [ "$(cat /sys/class/net/eth0/carrier)" != 1 ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; ping -c 1 -W 2 10.0.2.1'
+        $null = Invoke-MacVmGuestCommand -Name "r$i" -ScriptText 'n=0; while [ "$(cat /sys/class/net/eth0/operstate)" != up ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; ping -c 1 -W 2 10.0.2.1'
         $rClient = (Get-MacVm -Name "r$i").Status.Network.ClientSocketPath
         $echo = @(Get-ClientFrames $a $rClient $t0 | Where-Object Kind -eq 'icmp-echo-request')
         if ($echo.Count -eq 0) { throw "Restore round ${i}: no echo request reached the server." }
