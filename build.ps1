@@ -8,7 +8,7 @@
       Build  (default) the module in out/MacVm (manifest, cmdlets, host in lib/, formats, MAML help)
       Guest  the test guest in out/guest (cached by package versions)
       Test   Build + Guest, then the xUnit and Pester suites; prints 'N passed, N failed'
-      Bench  Build + Guest, then the benchmarks: foundation, snapshots, screenshots, Apple binding (figures on standard output, JSON in out/bench)
+      Bench  Build + Guest, then the benchmarks: foundation, snapshots, screenshots, Apple binding, network (figures on standard output, JSON in out/bench)
       Demo   Build + Guest, then a demo VM on the built-in default: create, show, ping, stop, remove
 .EXAMPLE
     ./build.ps1 -Task Test

@@ -30,6 +30,10 @@ BeforeAll {
     Import-Module $env:MACVM_MODULE
     $script:OriginalHome = $env:MACVM_HOME
     $script:Stores = [System.Collections.Generic.List[string]]::new()
+    # Network: $true in a fixture runs the test network server on lab.sock in the store, the current location.
+    Import-Module "$PSScriptRoot/TestSupport.psm1" -Force
+    $script:Networks = @{}
+    $script:OriginalLocation = Get-Location
 
     # Import-MacVmImage's -TartPath examples read Tart's folders: synthetic Tart VMs in a TART_HOME of our own.
     Import-Module "$PSScriptRoot/TestSupport.psm1" -Force
@@ -70,7 +74,10 @@ BeforeAll {
             @{ Vms = [ordered]@{ web1 = 'Running'; web2 = 'Paused' } }
             @{ Vms = [ordered]@{ web1 = 'Running' } }
             @{ Vms = [ordered]@{} })
-        'Restore-MacVmSnapshot' = @{ Snapshots = @('base') }
+        'Restore-MacVmSnapshot' = @{ Snapshots = @('base'); Network = $true }
+        'Connect-MacVmNetwork' = @{ Vms = [ordered]@{ web1 = 'Running'; web2 = 'Running' }; Network = $true }
+        'Disconnect-MacVmNetwork' = @{ Vms = [ordered]@{ web1 = 'Running' } }
+        'Set-MacVmGuestIp'  = @{ Vms = [ordered]@{ web1 = 'Running' }; Network = $true }
         'Get-MacVmSnapshot' = @{ Snapshots = @('base') }
         'Remove-MacVmSnapshot' = @{ Snapshots = @('base') }
     }
@@ -102,6 +109,11 @@ BeforeAll {
     # the snapshots that exist (saved from a throw-away VM); any other snapshot is removed.
     function Set-Fixture([hashtable] $Spec) {
         $ErrorActionPreference = 'Stop'
+        if ($Spec.Network) {
+            $null = New-Item -ItemType Directory -Force -Path $env:MACVM_HOME
+            if (-not $Networks[$env:MACVM_HOME]) { $Networks[$env:MACVM_HOME] = Start-TestNetwork -Path (Join-Path $env:MACVM_HOME 'lab.sock') }
+            Set-Location -LiteralPath $env:MACVM_HOME
+        }
         $wantImage = -not $Spec.ContainsKey('Image') -or $Spec.Image
         $vms = if ($Spec.Vms) { $Spec.Vms } else { [ordered]@{} }
         foreach ($vm in @(Get-MacVm)) {
@@ -147,6 +159,8 @@ BeforeAll {
     # Removes every VM of the store (killing the running ones), then anything left, then the store.
     function Remove-ScratchStore([string] $Path) {
         if (-not $Path) { return }
+        Set-Location -LiteralPath $OriginalLocation
+        if ($Networks[$Path]) { Stop-TestNetwork $Networks[$Path]; $Networks.Remove($Path) }
         $env:MACVM_HOME = $Path
         try { Get-MacVm -ErrorAction SilentlyContinue | Remove-MacVm -Force -Confirm:$false -ErrorAction SilentlyContinue }
         catch { Write-Warning "Removing the VMs of '$Path' failed: $_" }

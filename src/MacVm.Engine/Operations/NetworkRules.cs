@@ -117,6 +117,41 @@ public static partial class NetworkRules
     }
 
     /// <summary>
+    /// Whether a live socket is bound at <paramref name="path"/>. Only "connection refused" means nobody is:
+    /// a live client socket connected to its server refuses other senders with EPERM, which counts as bound.
+    /// </summary>
+    private static bool IsBound(string path)
+    {
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException ex)
+        {
+            return ex.SocketErrorCode != SocketError.ConnectionRefused;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the client socket a VM's host left behind when it was killed (nobody is bound to it any
+    /// more); a socket still in use is left alone.
+    /// </summary>
+    public static void RemoveStaleClientSocket(VmConfiguration config)
+    {
+        foreach (var id in new[] { DefaultClientId(config), config.Network?.ClientId })
+        {
+            if (id is null) continue;
+            string path;
+            try { path = ClientSocketPath(id); }
+            catch (PathTooLongException) { continue; }
+            if (!File.Exists(path) || IsBound(path)) continue;
+            try { File.Delete(path); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>
     /// Binds a datagram socket at <paramref name="clientPath"/> and connects it to the server at
     /// <paramref name="serverPath"/>. A path still bound by a live socket is refused (another VM uses the
     /// client id); a stale file left by a dead host is replaced.
@@ -128,17 +163,10 @@ public static partial class NetworkRules
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.GetDirectoryName(dir)!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         if (File.Exists(clientPath))
         {
-            using var probe = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            try
-            {
-                probe.Connect(new UnixDomainSocketEndPoint(clientPath));
+            if (IsBound(clientPath))
                 throw new MacVmException(MacVmErrorKind.AlreadyExists, "ClientIdInUse",
                     $"The client socket '{clientPath}' is in use by another VM's host: give this VM another -ClientId.", clientPath);
-            }
-            catch (SocketException)
-            {
-                File.Delete(clientPath);
-            }
+            File.Delete(clientPath);
         }
         var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
         try

@@ -192,7 +192,10 @@ public sealed class SnapshotManager
         var prefix = request.Name ?? $"{snapshot.Name}-{Guid.NewGuid().ToString("N")[..6]}";
         var names = request.Count == 1 ? new[] { prefix } : Enumerable.Range(1, request.Count).Select(i => $"{prefix}-{i}").ToArray();
         foreach (var n in names) NameRules.Validate("VM", n, "Name");
-        var tasks = names.Select(n => RestoreOneAsync(snapshot, n, stateProblem is null, request, reporter, ct)).ToList();
+        // One client id per VM: with -Count, a chosen id gets the VM's number.
+        var tasks = names.Select((n, i) => RestoreOneAsync(snapshot, n, stateProblem is null,
+            request.Network is { ClientId: { } id } network && names.Length > 1 ? request with { Network = network with { ClientId = $"{id}-{i + 1}" } } : request,
+            reporter, ct)).ToList();
         await Task.WhenAll(tasks.Select(t => t.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default))).ConfigureAwait(false);
         var failed = tasks.Where(t => t.IsFaulted || t.IsCanceled).ToList();
         if (failed.Count > 0)

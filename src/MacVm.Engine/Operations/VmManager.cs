@@ -302,6 +302,10 @@ public sealed class VmManager
                             $"VM '{name}' did not start: {live.Reason ?? live.State.ToString()} {HostLauncher.LogTail(paths)}", name);
                     if (live.GuestBooted && live.State is VmState.Running or VmState.Paused)
                     {
+                        // The network may be gone since it was checked: the VM then runs unplugged, and says so.
+                        var wanted = config.Network?.Kind ?? NetworkKind.None;
+                        if (live.Network is { } plugged && plugged.Kind != wanted)
+                            reporter.Warning($"VM '{name}' could not be plugged into {config.Network} and runs unplugged; see {paths.HostLog}. Use Connect-MacVmNetwork once the network is there.");
                         reporter.Progress(new OperationProgress(activity, title, "Running", 100, Completed: true));
                         return new MacVm(config, live, paths.Directory);
                     }
@@ -518,6 +522,14 @@ public sealed class VmManager
             await WaitForHostExitAsync(hostPid, paths, TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         }
         CleanUpLeftovers(paths);
+        try
+        {
+            if (Store.ReadVm(name) is { } removed) NetworkRules.RemoveStaleClientSocket(removed);
+        }
+        catch (InvalidDataException)
+        {
+            // A damaged manifest names no client socket.
+        }
         // Rename first: a VM is either listed whole or not at all, even if deleting is interrupted.
         var doomed = Path.Combine(Store.VmsDirectory, $".removed-{name}-{Guid.NewGuid():N}");
         Directory.Move(paths.Directory, doomed);

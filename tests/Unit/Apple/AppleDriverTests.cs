@@ -601,5 +601,4 @@ public sealed class AppleDriverTests : IDisposable
             lock (Acknowledgements) Acknowledgements.Add(acknowledgement);
         }
     }
-
 }
