@@ -398,9 +398,21 @@ public sealed class AppleDriverTests : IDisposable
                 using var guest = new FdStream(fd);
                 using var reader = new StreamReader(guest, Encoding.UTF8, false, 1024, leaveOpen: true);
                 Assert.Equal(responder.Reply, await reader.ReadLineAsync().WaitAsync(Timeout));
-                guest.Write(Encoding.UTF8.GetBytes($"applied {i}\n"));
+                guest.Write(Encoding.UTF8.GetBytes($"applied {{\"ip\":\"10.0.2.{i}\"}}\n"));
                 await WaitUntilAsync(() => responder.Acknowledgements.Count > i);
-                Assert.Equal($"applied {i}", responder.Acknowledgements[i]);
+                Assert.Equal($"{{\"ip\":\"10.0.2.{i}\"}}", responder.Acknowledgements[i]);
+                // One acknowledgement per connection: the host closes after it.
+                Assert.Null(await reader.ReadLineAsync().WaitAsync(Timeout));
+            }
+
+            // "wait": nothing to acknowledge, the connection closes right after the line.
+            responder.Reply = "wait";
+            var waitFd = FakeVz.GuestConnect(vm.Handle, AppleVirtualMachine.GuestIpPort, 40005);
+            using (var waiting = new FdStream(waitFd))
+            using (var waitReader = new StreamReader(waiting, Encoding.UTF8, false, 1024, leaveOpen: true))
+            {
+                Assert.Equal("wait", await waitReader.ReadLineAsync().WaitAsync(Timeout));
+                Assert.Null(await waitReader.ReadLineAsync().WaitAsync(Timeout));
             }
             Assert.Equal(-1, FakeVz.GuestConnect(vm.Handle, 51099, 40009));
 
@@ -590,7 +602,7 @@ public sealed class AppleDriverTests : IDisposable
     {
         public Responder(string reply) => Reply = reply;
 
-        public string Reply { get; }
+        public string Reply { get; set; }
 
         public List<string> Acknowledgements { get; } = new();
 

@@ -405,6 +405,9 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         private readonly CancellationToken _ct;
         private readonly List<Task> _connections = new();
 
+        private const string AppliedPrefix = "applied ";
+        private static readonly TimeSpan AcknowledgementTimeout = TimeSpan.FromSeconds(1);
+
         public GuestIpServer(IGuestIpResponder responder, IVmEventSink events, CancellationToken ct)
         {
             _responder = responder;
@@ -426,11 +429,18 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
             {
                 using (stream)
                 {
-                    var reply = Encoding.UTF8.GetBytes(_responder.CurrentReply() + "\n");
-                    await stream.WriteAsync(reply, _ct).ConfigureAwait(false);
+                    // Connecting is the request: one reply line. After a configuration the guest may write
+                    // one acknowledgement ("applied JSON") within a second; after "wait" there is nothing
+                    // to acknowledge and the connection closes at once (docs/guest-protocol.md).
+                    var reply = _responder.CurrentReply();
+                    await stream.WriteAsync(Encoding.UTF8.GetBytes(reply + "\n"), _ct).ConfigureAwait(false);
+                    if (reply == "wait") return;
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_ct);
+                    timeout.CancelAfter(AcknowledgementTimeout);
                     using var reader = new StreamReader(stream, new UTF8Encoding(false), false, 1024, leaveOpen: true);
-                    while (await reader.ReadLineAsync(_ct).ConfigureAwait(false) is { } line)
-                        if (line.Length > 0) _responder.Applied(line);
+                    var line = (await reader.ReadLineAsync(timeout.Token).ConfigureAwait(false))?.TrimEnd('\r');
+                    if (line is not null && line.StartsWith(AppliedPrefix, StringComparison.Ordinal))
+                        _responder.Applied(line[AppliedPrefix.Length..]);
                 }
             }
             catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
