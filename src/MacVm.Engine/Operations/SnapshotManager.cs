@@ -234,8 +234,10 @@ public sealed class SnapshotManager
                 CreatedUtc = DateTimeOffset.UtcNow,
                 Snapshot = snapshot.Name,
                 Boot = snapshot.Configuration.Boot with { DiskFile = "disk.qcow2" },
-                // Each VM its own MAC: the guest IP agent gives it to the NIC (the saved state holds the snapshot's).
-                MacAddress = GuestIpRules.NewMacAddress(),
+                // Each VM its own MAC: the guest IP agent gives it to the NIC (QEMU's saved state holds the
+                // snapshot's). Virtualization.framework restores only onto the configuration that was saved,
+                // MAC included, so Apple VMs keep the snapshot's.
+                MacAddress = snapshot.Driver == VmDriverKind.Apple ? snapshot.Configuration.MacAddress : GuestIpRules.NewMacAddress(),
                 Network = request.Network is null ? snapshot.Configuration.Network : request.Network.Kind == NetworkKind.None ? null : request.Network,
                 Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = request.NoFallback } : null,
                 // Each restored VM gets the endpoint asked for now, never the saved VM's port (copies would collide).

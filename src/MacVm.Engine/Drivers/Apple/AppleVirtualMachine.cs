@@ -30,7 +30,9 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
     // The host relay's socket pair: the host reads and writes frames on the first, the NIC's file-handle
     // attachment gets (a duplicate of) the second.
     private readonly (System.Net.Sockets.Socket Host, System.Net.Sockets.Socket Guest) _nic = Libc.DatagramSocketPair();
-    private NicAttachment _attachment = NicAttachment.Disconnected;
+    // Until the host says otherwise the NIC is on the host relay, which drops frames while the VM is not
+    // connected anywhere: Virtualization.framework refuses a NIC configured without an attachment.
+    private NicAttachment _attachment = NicAttachment.HostRelay;
     private nint _vm, _vzConfig, _delegate, _view;
     private FdStream? _consoleInput;
     private int _disposed;
