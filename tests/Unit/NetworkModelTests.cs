@@ -160,3 +160,83 @@ public class NetworkModelTests
         }
     }
 }
+
+/// <summary>The checks and client sockets of NetworkRules, against real unix sockets in a scratch folder.</summary>
+public sealed class NetworkRulesSocketTests : IDisposable
+{
+    private readonly string _dir = Path.Combine("/tmp", "macvm-unit-" + Guid.NewGuid().ToString("N")[..8]);
+
+    public NetworkRulesSocketTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private System.Net.Sockets.Socket Bound(string name, System.Net.Sockets.SocketType type)
+    {
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, type, System.Net.Sockets.ProtocolType.Unspecified);
+        s.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(_dir, name)));
+        if (type == System.Net.Sockets.SocketType.Stream) s.Listen(1);
+        return s;
+    }
+
+    [Fact]
+    public void ADatagramServerPassesAndThePathBecomesAbsolute()
+    {
+        using var server = Bound("srv.sock", System.Net.Sockets.SocketType.Dgram);
+        var checkedAttachment = NetworkRules.Validate(NetworkAttachment.Socket(Path.Combine(_dir, "srv.sock")));
+        Assert.Equal(Path.Combine(_dir, "srv.sock"), checkedAttachment.SocketPath);
+    }
+
+    [Fact]
+    public void AStreamSocketAFileAndNothingAreRefusedNamingThePath()
+    {
+        using var stream = Bound("stream.sock", System.Net.Sockets.SocketType.Stream);
+        File.WriteAllText(Path.Combine(_dir, "file"), "x");
+        Assert.Contains("not a datagram socket", Assert.Throws<ArgumentException>(() => NetworkRules.CheckServer(Path.Combine(_dir, "stream.sock"))).Message, StringComparison.Ordinal);
+        Assert.Contains("is not a socket", Assert.Throws<ArgumentException>(() => NetworkRules.CheckServer(Path.Combine(_dir, "file"))).Message, StringComparison.Ordinal);
+        var missing = Assert.Throws<MacVmException>(() => NetworkRules.CheckServer(Path.Combine(_dir, "none.sock")));
+        Assert.Equal("NetworkNotFound", missing.Problem);
+        Assert.Contains(Path.Combine(_dir, "none.sock"), missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AStaleSocketFileIsNotAServer()
+    {
+        Bound("stale.sock", System.Net.Sockets.SocketType.Dgram).Dispose(); // the file stays, nobody listens
+        Assert.Equal("NetworkNotFound", Assert.Throws<MacVmException>(() => NetworkRules.CheckServer(Path.Combine(_dir, "stale.sock"))).Problem);
+    }
+
+    [Fact]
+    public void APathOverTheLimitIsRefusedWithItsLength()
+    {
+        var path = "/tmp/" + new string('x', 120) + ".sock";
+        var ex = Assert.Throws<ArgumentException>(() => NetworkRules.Validate(NetworkAttachment.Socket(path)));
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("limited to 107 bytes", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AClientSocketReachesTheServerFromItsOwnPathAndALiveOneIsNotTaken()
+    {
+        using var server = Bound("srv.sock", System.Net.Sockets.SocketType.Dgram);
+        var clientPath = Path.Combine(_dir, "c", "vm1.sock");
+        using var client = NetworkRules.ConnectClient(Path.Combine(_dir, "srv.sock"), clientPath);
+        client.Send(new byte[] { 1, 2, 3 });
+        var buffer = new byte[16];
+        System.Net.EndPoint from = new System.Net.Sockets.UnixDomainSocketEndPoint("/");
+        Assert.Equal(3, server.ReceiveFrom(buffer, ref from));
+        Assert.Equal(clientPath, from.ToString());
+        var taken = Assert.Throws<MacVmException>(() => NetworkRules.ConnectClient(Path.Combine(_dir, "srv.sock"), clientPath));
+        Assert.Equal("ClientIdInUse", taken.Problem);
+        Assert.True(File.Exists(clientPath), "the live client's socket must survive the refused attempt");
+    }
+
+    [Fact]
+    public void AStaleClientSocketIsReplaced()
+    {
+        using var server = Bound("srv.sock", System.Net.Sockets.SocketType.Dgram);
+        var clientPath = Path.Combine(_dir, "c", "vm1.sock");
+        NetworkRules.ConnectClient(Path.Combine(_dir, "srv.sock"), clientPath).Dispose(); // a killed host leaves the file
+        using var again = NetworkRules.ConnectClient(Path.Combine(_dir, "srv.sock"), clientPath);
+        Assert.True(again.Connected);
+    }
+}
