@@ -302,6 +302,21 @@ function Format-Range {
 
 #endregion
 
-Export-ModuleMember -Function Get-Stats, Get-ProcCpuMs, Get-ProcessCommandLine, Get-ScratchProcess, Get-ForeignVmCount, Invoke-Native,
+function ConvertTo-ComparableArguments {
+    <#
+    A QEMU argument list with what differs between any two VMs by design replaced by placeholders: the
+    VM's folder, its name, its kernel and initramfs paths, and its NIC's MAC (each VM has its own).
+    #>
+    param([string[]] $Arguments, [string] $Dir)
+    , @(for ($i = 0; $i -lt $Arguments.Count; $i++) {
+            $a = $Arguments[$i]
+            $prev = if ($i -gt 0) { $Arguments[$i - 1] } else { '' }
+            if ($prev -in '-kernel', '-initrd') { "<$($prev.TrimStart('-'))>" }
+            elseif ($prev -eq '-name') { $a -replace '^macvm-[^,]*', 'macvm-<name>' }
+            else { $a.Replace($Dir, '<dir>') -replace 'mac=[0-9a-f:]{17}', 'mac=<mac>' }
+        })
+}
+
+Export-ModuleMember -Function ConvertTo-ComparableArguments, Get-Stats, Get-ProcCpuMs, Get-ProcessCommandLine, Get-ScratchProcess, Get-ForeignVmCount, Invoke-Native,
     Start-RawQemu, Stop-RawQemu, Get-RawExitText, Connect-UnixSocket, Wait-AgentPong, Read-HostLogTimeline, Wait-ModulePong,
     Get-TestGuest, New-ScratchStore, Get-LoadAverage, Get-MachineInfo, Measure-VmRemoval, Remove-ScratchVm, Stop-ScratchProcess, Format-Verdict, Format-Range

@@ -87,7 +87,8 @@ function Get-SelfCpuMs { [Diagnostics.Process]::GetCurrentProcess().TotalProcess
 function Get-RawQemuArguments {
     <#
     The arguments MacVm's QEMU driver gives QEMU (src/MacVm.Engine/Drivers/Qemu/QemuCommandLine.cs)
-    for a 1-CPU, 256 MiB TCG VM of a kernel image with a disk and the guest agent.
+    for a 1-CPU, 256 MiB TCG VM of a kernel image with a disk, the guest agent and IP ports, and its
+    network card with NAT behind a hub.
     #>
     param([string] $Dir, [string] $Overlay)
     @(
@@ -101,7 +102,17 @@ function Get-RawQemuArguments {
         '-device', 'virtio-serial-pci,id=vser0'
         '-chardev', "socket,id=agent0,path=$Dir/agent.sock,server=on,wait=off"
         '-device', 'virtserialport,id=agentport,bus=vser0.0,chardev=agent0,name=org.macvm.agent'
+        '-chardev', "socket,id=ip0,path=$Dir/ip.sock,server=on,wait=off"
+        '-device', 'virtserialport,id=ipport,bus=vser0.0,chardev=ip0,name=org.macvm.ip'
         '-device', 'VGA,id=vga0'
+        # The NIC on a datagram socket nobody serves (an unplugged VM's frames go nowhere either), and
+        # the NAT that every VM carries so that its saved state matches any attachment.
+        '-netdev', "dgram,id=net0,local.type=unix,local.path=$Dir/nic-q.sock,remote.type=unix,remote.path=$Dir/nic-h.sock"
+        '-device', 'virtio-net-pci,id=nic0,netdev=net0,mac=02:00:00:00:00:01,romfile='
+        '-netdev', 'user,id=nat0'
+        '-netdev', 'hubport,id=natport0,hubid=0,netdev=nat0'
+        '-netdev', "dgram,id=natlink0,local.type=unix,local.path=$Dir/nat-q.sock,remote.type=unix,remote.path=$Dir/nat-h.sock"
+        '-netdev', 'hubport,id=natport1,hubid=0,netdev=natlink0'
         '-blockdev', "driver=file,node-name=file0,filename=$($Overlay.Replace(',', ',,'))"
         '-blockdev', 'driver=qcow2,node-name=disk0,file=file0'
         '-device', 'virtio-blk-pci,id=blk0,drive=disk0'
@@ -109,20 +120,6 @@ function Get-RawQemuArguments {
         '-initrd', $script:Guest.Initrd
         '-append', $script:Guest.CommandLine
     )
-}
-
-function ConvertTo-ComparableArguments {
-    <# An argument list with its paths and VM name replaced by placeholders, for comparing raw and module. #>
-    param([string[]] $Arguments, [string] $Dir)
-    $out = [Collections.Generic.List[string]]::new()
-    for ($i = 0; $i -lt $Arguments.Count; $i++) {
-        $a = $Arguments[$i]
-        $prev = if ($i -gt 0) { $Arguments[$i - 1] } else { '' }
-        if ($prev -in '-kernel', '-initrd') { $out.Add("<$($prev.TrimStart('-'))>"); continue }
-        if ($prev -eq '-name') { $out.Add(($a -replace '^macvm-[^,]*', 'macvm-<name>')); continue }
-        $out.Add($a.Replace($Dir, '<dir>'))
-    }
-    , $out.ToArray()
 }
 
 #endregion

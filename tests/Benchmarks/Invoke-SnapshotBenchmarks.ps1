@@ -221,15 +221,6 @@ function ConvertTo-RawArguments {
     , $out.ToArray()
 }
 
-function ConvertTo-ComparableArguments {
-    <# An argument list with its folder and VM name replaced by placeholders. #>
-    param([string[]] $Arguments, [string] $Dir)
-    , @(for ($i = 0; $i -lt $Arguments.Count; $i++) {
-            $prev = if ($i -gt 0) { $Arguments[$i - 1] } else { '' }
-            if ($prev -eq '-name') { $Arguments[$i] -replace '^macvm-[^,]*', 'macvm-<name>' } else { $Arguments[$i].Replace($Dir, '<dir>') }
-        })
-}
-
 #endregion
 
 #region module helpers
