@@ -347,7 +347,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         if (attachment == NicAttachment.Nat)
             throw new NotSupportedException("QEMU's NAT is reached through NatChannel: attach the NIC to HostRelay and relay to it.");
         var up = attachment == NicAttachment.HostRelay;
-        await Qmp().ExecuteAsync("set_link", new { name = "nic0", up }, ct).ConfigureAwait(false);
+        await Qmp().ExecuteAsync("set_link", new JsonObject { ["name"] = "nic0", ["up"] = up }, ct).ConfigureAwait(false);
         _events.Log($"NIC link {(up ? "up (host relay)" : "down (unplugged)")}.");
     }
 
@@ -399,7 +399,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var file = _paths.NewScreendumpFile();
         try
         {
-            await Qmp().ExecuteAsync("screendump", new { filename = file, format = "png" }, ct).ConfigureAwait(false);
+            await Qmp().ExecuteAsync("screendump", new JsonObject { ["filename"] = file, ["format"] = "png" }, ct).ConfigureAwait(false);
             var data = await File.ReadAllBytesAsync(file, ct).ConfigureAwait(false);
             var header = Screenshots.ImageHeader.Read(data);
             if (header is not { Format: ScreenshotFormat.Png } h)
