@@ -350,6 +350,53 @@ function Invoke-ModuleRestore {
     }
 }
 
+function Invoke-RawParallelRestore {
+    <#
+    The same parallel restore without the module, for context: every step is issued to all the QEMUs
+    before waiting on any (spawn all, migrate-incoming all, then cont each as it is paused, then ping
+    each). Timings in ms since just before the first qemu-img.
+    #>
+    param([string] $Label)
+    $runs = @(1..$ParallelCount | ForEach-Object {
+            $dir = Join-Path $script:Store "rawp-$Label-$_"
+            $null = New-Item -ItemType Directory -Path $dir
+            [pscustomobject]@{ Dir = $dir; Raw = $null; Qmp = $null; Agent = $null }
+        })
+    try {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        foreach ($r in $runs) {
+            $overlay = Join-Path $r.Dir 'disk.qcow2'
+            Invoke-Native $script:QemuImg @('create', '-q', '-f', 'qcow2', '-b', $script:SnapshotDisk, '-F', 'qcow2', $overlay)
+            $r.Raw = Start-RawQemu -Qemu $script:Qemu -Arguments (ConvertTo-RawArguments $script:ModuleRestoreArguments $script:ModuleRestoreDir $r.Dir) -Tracker $script:RawProcesses
+        }
+        foreach ($r in $runs) {
+            $r.Qmp = Connect-RawQmp -Path (Join-Path $r.Dir 'qmp.sock') -Raw $r.Raw -Clock $sw
+            $null = Invoke-RawQmp $r.Qmp 'migrate-incoming' @{ uri = "exec:cat '$script:StateFile'" }
+        }
+        foreach ($r in $runs) {
+            while ((Get-RawQmpStatus $r.Qmp) -ne 'paused') {
+                if ($r.Raw.Process.HasExited) { throw "Raw QEMU could not load the state. $(Get-RawExitText $r.Raw)" }
+                if ($sw.Elapsed.TotalSeconds -gt $BootTimeoutSec) { throw "Raw QEMU did not load the state within $BootTimeoutSec s." }
+                Start-Sleep -Milliseconds $StatePollMs
+            }
+            $null = Invoke-RawQmp $r.Qmp 'cont'
+        }
+        foreach ($r in $runs) {
+            $r.Agent = Connect-UnixSocket -Path (Join-Path $r.Dir 'agent.sock') -Raw $r.Raw -TimeoutSec $BootTimeoutSec
+            $null = Wait-AgentPong -Socket $r.Agent -Raw $r.Raw -TimeoutSec $BootTimeoutSec -PingIntervalMs $PingIntervalMs
+        }
+        [ordered]@{ allAnsweredMs = [math]::Round($sw.Elapsed.TotalMilliseconds, 1) }
+    }
+    finally {
+        foreach ($r in $runs) {
+            if ($r.Agent) { $r.Agent.Dispose() }
+            if ($r.Qmp) { $r.Qmp.Socket.Dispose() }
+            if ($r.Raw) { Stop-RawQemu $r.Raw -Tracker $script:RawProcesses }
+            Remove-Item -Recurse -Force $r.Dir -ErrorAction Ignore
+        }
+    }
+}
+
 function Invoke-ModuleParallelRestore {
     <# Restore-MacVmSnapshot -Count 4, then each guest pinged in turn; timings in ms since just before the cmdlet. #>
     param([string] $Prefix)
@@ -565,6 +612,7 @@ try {
         $round.sha256Ms = [math]::Round((Measure-Sha256Ms @($script:StateFile, $script:SnapshotDisk)), 1)
         $round.moduleRestore = Invoke-ModuleRestore -Name "m$i" -KeepHostLog:($i -eq $Runs)
         $round.parallel = Invoke-ModuleParallelRestore -Prefix "p$i"
+        $round.rawParallel = Invoke-RawParallelRestore -Label "$i"
         $round.coldBoot = Invoke-ModuleBoot -Name "b$i"
         $rounds.Add($round)
         Write-Host ('  round {0}: restore raw {1,5:0} ms, module {2,5:0} ms (returned {3:0}); raw zstd {4,5:0}; x{5} {6,5:0} ms; cold boot {7,5:0} ms; sha256 {8:0} ms; other QEMUs {9}, load {10}' -f
@@ -642,6 +690,8 @@ try {
     $par = Get-Stats @($rounds | ForEach-Object { $_.parallel.allAnsweredMs })
     $parRatio = [math]::Round($par.median / $modRestore.median, 3)
     $parPairs = Get-Stats @($rounds | ForEach-Object { $_.parallel.allAnsweredMs / $_.moduleRestore.pongMs }) -Digits 3
+    $rawPar = Get-Stats @($rounds | ForEach-Object { $_.rawParallel.allAnsweredMs })
+    $rawParRatio = [math]::Round($rawPar.median / $rawRestore.median, 3)
     $cloneAlloc = @($rounds | ForEach-Object { $_.parallel.diskAllocatedBytes } | ForEach-Object { $_ })
     $cloneStats = Get-Stats @($cloneAlloc | ForEach-Object { $_ / 1KB })
     $cloneMaxBytes = ($cloneAlloc | Measure-Object -Maximum).Maximum
@@ -751,6 +801,10 @@ try {
             target            = $ParallelRatioTarget
             pass              = $parRatio -le $ParallelRatioTarget
             returnedMs        = Get-Stats @($rounds | ForEach-Object { $_.parallel.restoreMs })
+            # Context: the same four restores scripted without the module, against one raw restore.
+            rawAllAnsweredMs  = $rawPar
+            rawRatio          = $rawParRatio
+            moduleOverRaw     = [math]::Round($par.median / $rawPar.median, 3)
             cloneDiskAllocatedKB = $cloneStats
             cloneDiskMaxBytes = $cloneMaxBytes
             cloneDiskTargetBytes = $CloneDiskTargetBytes
@@ -783,6 +837,7 @@ try {
         [pscustomobject]@{ Figure = '  (guest paused, module host)'; Value = $(if ($results.save.modulePausedMs.median) { Format-Range $results.save.modulePausedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = '  (cmdlet → host save returned)'; Value = $(if ($results.save.moduleHostReturnedMs.median) { Format-Range $results.save.moduleHostReturnedMs 'ms' '0' } else { 'n/a' }); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = "$ParallelCount restores in parallel → all pong"; Value = (Format-Range $par 'ms' '0'); Target = "≤ $ParallelRatioTarget × one"; Result = ('{0:0.000}× {1}' -f $parRatio, (Format-Verdict $results.parallel.pass)) }
+        [pscustomobject]@{ Figure = "  (raw: $ParallelCount in parallel, against one raw)"; Value = (Format-Range $rawPar 'ms' '0'); Target = ''; Result = ('{0:0.000}× one raw; module {1:0.00}× raw' -f $rawParRatio, $results.parallel.moduleOverRaw) }
         [pscustomobject]@{ Figure = 'Disk per clone (allocated)'; Value = ('{0:0} KB (max {1:0} KB)' -f $cloneStats.median, ($cloneMaxBytes / 1KB)); Target = '≤ 2 MB'; Result = (Format-Verdict $results.parallel.cloneDiskPass) }
         [pscustomobject]@{ Figure = 'Snapshot state.bin'; Value = ('{0} apparent, {1} allocated' -f (& $mb $stateBytes.apparentBytes), (& $mb $stateBytes.allocatedBytes)); Target = ''; Result = '' }
         [pscustomobject]@{ Figure = 'Snapshot disk.qcow2'; Value = ('{0} apparent, {1} allocated, {2} links' -f (& $mb $diskBytes.apparentBytes), (& $mb $diskBytes.allocatedBytes), $diskBytes.links); Target = ''; Result = '' }
