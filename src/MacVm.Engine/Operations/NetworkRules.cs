@@ -168,12 +168,9 @@ public static partial class NetworkRules
                     $"The client socket '{clientPath}' is in use by another VM's host: give this VM another -ClientId.", clientPath);
             File.Delete(clientPath);
         }
-        var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        var socket = UnixSocket.BindDatagram(clientPath);
         try
         {
-            socket.Bind(new UnixDomainSocketEndPoint(clientPath));
-            socket.ReceiveBufferSize = 1 << 20;
-            socket.SendBufferSize = 1 << 20;
             socket.Connect(new UnixDomainSocketEndPoint(serverPath));
             return socket;
         }

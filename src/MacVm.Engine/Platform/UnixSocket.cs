@@ -2,9 +2,31 @@ using System.Net.Sockets;
 
 namespace MacVm.Engine;
 
-/// <summary>Connecting to unix stream sockets that another process is about to create.</summary>
+/// <summary>Unix sockets: connecting to stream sockets another process is about to create, binding datagram ones.</summary>
 public static class UnixSocket
 {
+    /// <summary>
+    /// A unix datagram socket bound at <paramref name="path"/> (a stale file there is replaced), with 1 MiB
+    /// buffers: room for bursts of Ethernet frames (one datagram each) while a relay switches targets.
+    /// </summary>
+    public static Socket BindDatagram(string path)
+    {
+        Store.AtomicFile.TryDelete(path);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        try
+        {
+            socket.Bind(new UnixDomainSocketEndPoint(path));
+            socket.ReceiveBufferSize = 1 << 20;
+            socket.SendBufferSize = 1 << 20;
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>
     /// Connects to <paramref name="path"/>, retrying every 5 ms while it does not exist or refuses,
     /// until <paramref name="timeout"/>, or until <paramref name="stillWorthWaiting"/> says the

@@ -48,8 +48,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         // The host's ends of the NIC and of NAT: before QEMU when we start it here. A QEMU started early
         // may send a frame before they exist; it is dropped, as on a cable plugged in a moment later
         // (the guest is still loading its state or booting then).
-        _nic = BindDatagram(_paths.NicHostSocket);
-        _nat = BindDatagram(_paths.NatHostSocket);
+        _nic = UnixSocket.BindDatagram(_paths.NicHostSocket);
+        _nat = UnixSocket.BindDatagram(_paths.NatHostSocket);
         _qemu = early ?? QemuProcess.Start(qemu, args);
         _qemu.AttachOutput(line => _events.Log("qemu: " + line));
         _ = _qemu.Ended.ContinueWith(t => _exited.TrySetResult(t.Result is { } ended
@@ -115,25 +115,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     private int _diskGeneration;
     private Socket? _nic;
     private Socket? _nat;
-
-    private static Socket BindDatagram(string path)
-    {
-        AtomicFile.TryDelete(path);
-        var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        try
-        {
-            socket.Bind(new UnixDomainSocketEndPoint(path));
-            // Room for bursts while the relay switches targets: QEMU waits rather than drops when it is full.
-            socket.ReceiveBufferSize = 1 << 20;
-            socket.SendBufferSize = 1 << 20;
-            return socket;
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
 
     public async Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
     {
