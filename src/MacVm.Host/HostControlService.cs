@@ -112,7 +112,7 @@ public sealed class HostControlService
 
     /// <summary>Captures the display and encodes it (running or paused VM).</summary>
     [JsonRpcMethod(HostMethods.Screenshot)]
-    public async Task<ScreenshotResult> ScreenshotAsync(ScreenshotRequest request, CancellationToken ct)
+    public async Task<MacVmScreenshot> ScreenshotAsync(ScreenshotRequest request, CancellationToken ct)
     {
         RequireState(VmState.Running, VmState.Paused);
         try

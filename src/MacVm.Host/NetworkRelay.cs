@@ -18,7 +18,6 @@ internal sealed class NetworkRelay : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _fromGuest;
     private Target? _target;
-    private long _dropped;
 
     /// <summary>One place frames go to and come from.</summary>
     private sealed class Target
@@ -147,11 +146,7 @@ internal sealed class NetworkRelay : IAsyncDisposable
                 return;
             }
             var target = Volatile.Read(ref _target);
-            if (target is null)
-            {
-                Interlocked.Increment(ref _dropped);
-                continue;
-            }
+            if (target is null) continue;
             try
             {
                 await target.Socket.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, target.Stop.Token).ConfigureAwait(false);

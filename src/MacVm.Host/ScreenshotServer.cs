@@ -16,13 +16,13 @@ internal sealed class ScreenshotServer : IAsyncDisposable
 {
     private readonly HttpListener _listener;
     private readonly string _token;
-    private readonly Func<bool, CancellationToken, Task<ScreenshotResult>> _take;
+    private readonly Func<bool, CancellationToken, Task<MacVmScreenshot>> _take;
     private readonly Func<string?> _unavailable;
     private readonly HostLog _log;
     private readonly CancellationTokenSource _stop = new();
     private Task? _serving;
 
-    private ScreenshotServer(HttpListener listener, int port, string token, Func<bool, CancellationToken, Task<ScreenshotResult>> take, Func<string?> unavailable, HostLog log)
+    private ScreenshotServer(HttpListener listener, int port, string token, Func<bool, CancellationToken, Task<MacVmScreenshot>> take, Func<string?> unavailable, HostLog log)
     {
         _listener = listener;
         Port = port;
@@ -39,7 +39,7 @@ internal sealed class ScreenshotServer : IAsyncDisposable
     /// Listens on 127.0.0.1:<paramref name="port"/> (0: a free port). <paramref name="take"/> takes a picture
     /// (full or not); <paramref name="unavailable"/> says why there is none to take now (null when there is).
     /// </summary>
-    public static ScreenshotServer Start(int port, string vmName, string token, Func<bool, CancellationToken, Task<ScreenshotResult>> take, Func<string?> unavailable, HostLog log)
+    public static ScreenshotServer Start(int port, string vmName, string token, Func<bool, CancellationToken, Task<MacVmScreenshot>> take, Func<string?> unavailable, HostLog log)
     {
         // HttpListener cannot bind port 0 itself: ask the kernel for a free port, then take it (retrying if
         // another process took it in between).
@@ -108,7 +108,7 @@ internal sealed class ScreenshotServer : IAsyncDisposable
                 await WriteTextAsync(response, 503, why).ConfigureAwait(false);
                 return;
             }
-            ScreenshotResult shot;
+            MacVmScreenshot shot;
             try
             {
                 shot = await _take(decision.Full, _stop.Token).ConfigureAwait(false);
@@ -121,8 +121,9 @@ internal sealed class ScreenshotServer : IAsyncDisposable
             }
             response.StatusCode = 200;
             response.ContentType = ScreenshotSettings.MediaType(shot.Format);
-            response.ContentLength64 = shot.Data.Length;
-            await response.OutputStream.WriteAsync(shot.Data, _stop.Token).ConfigureAwait(false);
+            var data = shot.Data ?? [];
+            response.ContentLength64 = data.Length;
+            await response.OutputStream.WriteAsync(data, _stop.Token).ConfigureAwait(false);
             response.Close();
         }
         catch (Exception ex) when (ex is HttpListenerException or IOException or ObjectDisposedException or OperationCanceledException or InvalidOperationException)

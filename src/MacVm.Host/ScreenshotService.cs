@@ -13,7 +13,7 @@ internal sealed class ScreenshotService
     public ScreenshotService(VmHost host) => _host = host;
 
     /// <summary>Captures the display through the driver and encodes it as asked.</summary>
-    public async Task<ScreenshotResult> TakeAsync(ScreenshotRequest request, CancellationToken ct)
+    public async Task<MacVmScreenshot> TakeAsync(ScreenshotRequest request, CancellationToken ct)
     {
         var quality = ScreenshotSettings.ResolveQuality(request.Full, request.Quality);
         var machine = _host.Machine ?? throw new InvalidOperationException("The VM has no running hypervisor.");
@@ -21,8 +21,10 @@ internal sealed class ScreenshotService
         var taken = DateTimeOffset.UtcNow;
         var capture = await machine.CaptureScreenAsync(ct).ConfigureAwait(false);
         var (data, width, height) = ScreenshotEncoder.Encode(capture, request.Full, request.Format, quality);
-        return new ScreenshotResult
+        return new MacVmScreenshot
         {
+            VMName = _host.Config.Name,
+            Full = request.Full,
             Width = width,
             Height = height,
             DisplayWidth = capture.Width,
@@ -31,6 +33,7 @@ internal sealed class ScreenshotService
             Quality = request.Format == ScreenshotFormat.Jpeg ? quality : null,
             TakenUtc = taken,
             DurationMs = clock.Elapsed.TotalMilliseconds,
+            SizeBytes = data.Length,
             Data = data,
         };
     }

@@ -10,10 +10,10 @@ public class HostRpcFormatterTests
     {
         // NewLineDelimitedMessageHandler hands the formatter the pipe's memory and recycles it right after
         // Deserialize; the result is read later. Zeroing the buffer stands in for the pipe reusing it.
-        var bytes = System.Text.Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"width\":800,\"height\":500,\"format\":\"Jpeg\",\"data\":\"/9j/2Q==\"}}");
+        var bytes = System.Text.Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"vmName\":\"web1\",\"width\":800,\"height\":500,\"format\":\"Jpeg\",\"data\":\"/9j/2Q==\"}}");
         var message = Assert.IsAssignableFrom<StreamJsonRpc.Protocol.JsonRpcResult>(ReadAsTheHandlerDoes(HostRpc.CreateFormatter(), bytes));
         Array.Clear(bytes);
-        var result = message.GetResult<ScreenshotResult>();
+        var result = message.GetResult<MacVmScreenshot>();
         Assert.Equal((800, 500, ScreenshotFormat.Jpeg), (result.Width, result.Height, result.Format));
         Assert.Equal(new byte[] { 0xFF, 0xD8, 0xFF, 0xD9 }, result.Data);
     }

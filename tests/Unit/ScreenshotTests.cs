@@ -291,13 +291,13 @@ public class ScreenshotModelTests
     }
 
     [Fact]
-    public void ScreenshotResultsCarryTheirBytesThroughTheHostProtocolsJson()
+    public void ScreenshotsCarryTheirBytesThroughTheHostProtocolsJson()
     {
         var options = HostRpc.CreateFormatter().JsonSerializerOptions;
-        var result = new ScreenshotResult { Width = 800, Height = 500, Format = ScreenshotFormat.Jpeg, Quality = 60, Data = [0xFF, 0xD8, 0xFF] };
+        var result = new MacVmScreenshot { VMName = "web1", Width = 800, Height = 500, Format = ScreenshotFormat.Jpeg, Quality = 60, Data = [0xFF, 0xD8, 0xFF] };
         var json = System.Text.Json.JsonSerializer.Serialize(result, options);
         Assert.Contains("\"format\":\"Jpeg\"", json);
-        var back = System.Text.Json.JsonSerializer.Deserialize<ScreenshotResult>(json, options)!;
+        var back = System.Text.Json.JsonSerializer.Deserialize<MacVmScreenshot>(json, options)!;
         Assert.Equal(result.Data, back.Data);
         Assert.Equal(800, back.Width);
     }
@@ -323,7 +323,7 @@ public class ScreenshotServerTests
         var token = ScreenshotToken.New();
         var asked = new List<bool>();
         await using var server = ScreenshotServer.Start(0, "web1", token,
-            (full, _) => { lock (asked) asked.Add(full); return Task.FromResult(new ScreenshotResult { Format = ScreenshotFormat.Jpeg, Data = Jpeg }); },
+            (full, _) => { lock (asked) asked.Add(full); return Task.FromResult(new MacVmScreenshot { VMName = "web1", Format = ScreenshotFormat.Jpeg, Data = Jpeg }); },
             () => null, new HostLog());
         Assert.InRange(server.Port, 1, 65535);
 
@@ -365,13 +365,13 @@ public class ScreenshotServerTests
     [Fact]
     public async Task ItListensOnLoopbackOnlyAndAFixedPortInUseIsAPortInUseError()
     {
-        await using var server = ScreenshotServer.Start(0, "web1", "t", (_, _) => Task.FromResult(new ScreenshotResult()), () => null, new HostLog());
+        await using var server = ScreenshotServer.Start(0, "web1", "t", (_, _) => Task.FromResult(new MacVmScreenshot { VMName = "web1" }), () => null, new HostLog());
         var listening = System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpListeners()
             .Where(e => e.Port == server.Port).ToList();
         Assert.NotEmpty(listening);
         Assert.All(listening, e => Assert.Equal(IPAddress.Loopback, e.Address));
 
-        var ex = Assert.Throws<MacVmException>(() => ScreenshotServer.Start(server.Port, "web2", "t", (_, _) => Task.FromResult(new ScreenshotResult()), () => null, new HostLog()));
+        var ex = Assert.Throws<MacVmException>(() => ScreenshotServer.Start(server.Port, "web2", "t", (_, _) => Task.FromResult(new MacVmScreenshot { VMName = "web1" }), () => null, new HostLog()));
         Assert.Equal("PortInUse", ex.Problem);
         Assert.Contains($"Port {server.Port}", ex.Message);
     }

@@ -70,7 +70,7 @@ public sealed class HostClient : IAsyncDisposable
     public Task<GuestPingResult> PingGuestAsync(int timeoutMs, CancellationToken ct) => Call<GuestPingResult>(HostMethods.PingGuest, ct, timeoutMs);
 
     /// <summary>Captures and encodes the display.</summary>
-    public Task<ScreenshotResult> ScreenshotAsync(ScreenshotRequest request, CancellationToken ct) => Call<ScreenshotResult>(HostMethods.Screenshot, ct, request);
+    public Task<MacVmScreenshot> ScreenshotAsync(ScreenshotRequest request, CancellationToken ct) => Call<MacVmScreenshot>(HostMethods.Screenshot, ct, request);
 
     private async Task<T> Call<T>(string method, CancellationToken ct, params object?[] args)
     {

@@ -39,7 +39,7 @@ public static class HostMethods
     /// <summary>(timeoutMs) → <see cref="GuestPingResult"/>: a round trip through the guest agent.</summary>
     public const string PingGuest = "guest.ping";
 
-    /// <summary>(<see cref="ScreenshotRequest"/>) → <see cref="ScreenshotResult"/>: captures and encodes the display (running or paused VM).</summary>
+    /// <summary>(<see cref="ScreenshotRequest"/>) → <see cref="MacVmScreenshot"/> with its bytes: captures and encodes the display (running or paused VM).</summary>
     public const string Screenshot = "vm.screenshot";
 }
 
@@ -54,37 +54,6 @@ public sealed record ScreenshotRequest
 
     /// <summary>JPEG quality 1–100; null for the default (60 thumbnail, 85 full).</summary>
     public int? Quality { get; init; }
-}
-
-/// <summary>A picture the host took.</summary>
-public sealed record ScreenshotResult
-{
-    /// <summary>Pixels across, of the picture.</summary>
-    public int Width { get; init; }
-
-    /// <summary>Pixels down, of the picture.</summary>
-    public int Height { get; init; }
-
-    /// <summary>Pixels across of the display.</summary>
-    public int DisplayWidth { get; init; }
-
-    /// <summary>Pixels down of the display.</summary>
-    public int DisplayHeight { get; init; }
-
-    /// <summary>The encoding.</summary>
-    public ScreenshotFormat Format { get; init; }
-
-    /// <summary>The JPEG quality used; null for PNG.</summary>
-    public int? Quality { get; init; }
-
-    /// <summary>When the display was captured (UTC).</summary>
-    public DateTimeOffset TakenUtc { get; init; }
-
-    /// <summary>Capture plus encoding in the host, in milliseconds.</summary>
-    public double DurationMs { get; init; }
-
-    /// <summary>The encoded picture (base64 in JSON).</summary>
-    public byte[] Data { get; init; } = [];
 }
 
 /// <summary>How to stop a VM.</summary>

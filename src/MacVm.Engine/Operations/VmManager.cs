@@ -390,26 +390,12 @@ public sealed class VmManager
         ScreenshotSettings.ResolveQuality(request.Full, request.Quality);
         ReadConfig(name);
         var client = await ConnectRunningAsync(name, ct).ConfigureAwait(false);
-        ScreenshotResult result;
+        MacVmScreenshot shot;
         await using (client.ConfigureAwait(false))
-            result = await client.ScreenshotAsync(request, ct).ConfigureAwait(false);
-        if (path is not null) AtomicFile.WriteAllBytes(path, result.Data);
-        return new MacVmScreenshot
-        {
-            VMName = name,
-            Width = result.Width,
-            Height = result.Height,
-            DisplayWidth = result.DisplayWidth,
-            DisplayHeight = result.DisplayHeight,
-            Format = result.Format,
-            Quality = result.Quality,
-            Full = request.Full,
-            TakenUtc = result.TakenUtc,
-            DurationMs = result.DurationMs,
-            SizeBytes = result.Data.Length,
-            Data = path is null ? result.Data : null,
-            Path = path,
-        };
+            shot = await client.ScreenshotAsync(request, ct).ConfigureAwait(false);
+        if (path is null) return shot;
+        AtomicFile.WriteAllBytes(path, shot.Data ?? []);
+        return shot with { Data = null, Path = path };
     }
 
     /// <summary>
