@@ -71,7 +71,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             await _nic.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
             await _nat.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
             // QEMU that fails at start closes its sockets as it exits: give it a moment, so the error
             // carries its exit status and what it printed rather than "socket closed".

@@ -68,8 +68,9 @@ public sealed class QmpClient : IAsyncDisposable
                 throw new QmpException($"QEMU refused '{command}': {err["desc"]?.GetValue<string>() ?? err.ToJsonString()}");
             return result["return"];
         }
-        catch (IOException ex)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
+            // ObjectDisposedException: QEMU exited and the read loop closed the stream as this command was sent.
             throw new QmpException($"The QMP connection broke during '{command}': {ex.Message}");
         }
         finally
