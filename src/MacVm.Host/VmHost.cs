@@ -112,7 +112,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
 
             // The hypervisor first: the guest boots while the host does its bookkeeping.
             Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
-            var starting = Machine.StartAsync(restore?.StatePath, _shutdown.Token);
+            var starting = Machine.StartAsync(restore, _shutdown.Token);
             Update(s => s); // records Starting with our pid (the initial status)
             server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
             // Serve at once: the caller connects (and both sides warm up) while the hypervisor starts;
@@ -351,7 +351,8 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 _log.Write($"Save failed: {ex.Message}");
-                // A partial state is garbage, and on a full disk it holds the space the manifest needs.
+                // A partial state is garbage, and on a full disk it holds the space the manifest needs
+                // (the engine deletes the whole staging folder too; this frees the space at once).
                 AtomicFile.TryDelete(request.StateFile);
                 try { RecordActiveDisk(request.NewActiveDisk); }
                 catch (IOException io) { _log.Write($"Could not record the new disk layer in vm.json: {io.Message}"); }
@@ -361,7 +362,7 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             }
             RecordActiveDisk(request.NewActiveDisk);
             if (!request.LeavePaused && !wasPaused) await machine.ResumeAsync(ct).ConfigureAwait(false);
-            return new SaveResult { FrozenDisk = saved.FrozenDisk, PausedMs = sw.Elapsed.TotalMilliseconds, StateSha256 = saved.StateSha256 };
+            return new SaveResult { FrozenDisk = saved.FrozenDisk, PausedMs = sw.Elapsed.TotalMilliseconds, Files = saved.Files };
         }
         finally
         {

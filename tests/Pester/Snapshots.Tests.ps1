@@ -31,12 +31,18 @@ Describe 'Save-MacVm' {
     It 'writes a snapshot with a manifest of checksummed files and keeps the VM running' {
         $script:Saved.Name | Should -Be 'base'
         $script:Saved.SourceVm | Should -Be 'src'
-        $script:Saved.Files.Role | Sort-Object | Should -Be @('disk', 'state')
+        $script:Saved.Files.Role | Sort-Object | Should -Be @('disk', 'memory', 'state')
         foreach ($f in $script:Saved.Files) {
             $path = Join-Path $script:Saved.Path $f.Name
             (Get-Item $path).Length | Should -Be $f.SizeBytes
-            (Get-FileHash -Algorithm SHA256 $path).Hash.ToLowerInvariant() | Should -Be $f.Sha256
+            Get-SnapshotFileChecksum $path | Should -Be $f.Checksum
         }
+        # The memory image is the guest's RAM byte for byte, sparse: the guest's free pages cost no disk.
+        $memory = $script:Saved.Files | Where-Object Role -eq memory
+        $memory.SizeBytes | Should -Be ($script:Saved.MemoryMB * 1MB)
+        [long](& du -B1 (Join-Path $script:Saved.Path $memory.Name)).Split("`t")[0] | Should -BeLessThan ($script:Saved.MemoryMB * 1MB)
+        # Without the memory in it, the state is the devices only.
+        ($script:Saved.Files | Where-Object Role -eq state).SizeBytes | Should -BeLessThan 4MB
         (Get-MacVm src).State | Should -Be 'Running'
         Invoke-Guest src 'cat /tmp/value' | Should -Be 'memory-42'
     }
@@ -107,6 +113,23 @@ Describe 'Restore-MacVmSnapshot' {
         Remove-MacVm target -Force
     }
 
+    It 'saves a restored VM again, memory streamed into the state, and restores that snapshot' {
+        $vm = Restore-MacVmSnapshot -SnapshotName base -Name second | Wait-MacVm -Condition GuestAgentReady -TimeoutSec 60 -PassThru
+        $null = Invoke-Guest second 'echo memory-43 > /tmp/value'
+        # This VM maps the snapshot's memory image privately: there is no shared file to copy, so QEMU
+        # streams the memory, and the new snapshot has no memory image.
+        $again = Save-MacVm -Name second -SnapshotName base-again -PassThru
+        $again.Files.Role | Sort-Object | Should -Be @('disk', 'state')
+        ($again.Files | Where-Object Role -eq state).SizeBytes | Should -BeGreaterThan 16MB
+        $third = Restore-MacVmSnapshot -SnapshotName base-again -Name third -NoFallback | Wait-MacVm -Condition GuestAgentReady -TimeoutSec 60 -PassThru
+        $third.Status.RestoredFrom | Should -Be 'base-again'
+        Invoke-Guest third 'cat /tmp/value' | Should -Be 'memory-43'
+        # Restored from a streamed state, it has memory of its own again: its snapshot has an image.
+        (Save-MacVm -Name third -SnapshotName base-third -PassThru).Files.Role | Should -Contain 'memory'
+        Remove-MacVm second, third -Force
+        Remove-MacVmSnapshot base-again, base-third -Force
+    }
+
     It 'refuses to remove a snapshot that restored VMs are built on' {
         $null = Restore-MacVmSnapshot -SnapshotName base -Name user
         { Remove-MacVmSnapshot base -Force -ErrorAction Stop } |
@@ -147,6 +170,24 @@ Describe 'Damaged snapshots' {
         { Restore-MacVmSnapshot -SnapshotName fragile -Name strict2 -NoFallback -ErrorAction Stop } |
             Should -Throw -ExpectedMessage '*has 1000 bytes*'
     }
+
+    It 'catches an altered page of the memory image, which restores map without reading' {
+        $null = Save-MacVm -Name src -SnapshotName fragile-memory
+        $image = Join-Path (Get-MacVmSnapshot fragile-memory).Path 'memory.bin'
+        # One byte in the middle of the image, written in place: same size, same file.
+        $stream = [IO.File]::Open($image, 'Open', 'ReadWrite')
+        try {
+            $stream.Position = $stream.Length / 2
+            $old = $stream.ReadByte()
+            $stream.Position = $stream.Length / 2
+            $stream.WriteByte($old -bxor 0xFF)
+        }
+        finally { $stream.Dispose() }
+        { Restore-MacVmSnapshot -SnapshotName fragile-memory -Name strict3 -NoFallback -ErrorAction Stop } |
+            Should -Throw -ErrorId 'RestoreMacVmSnapshotSnapshotDamaged,MacVm.Cmdlets.Commands.RestoreMacVmSnapshotCommand' -ExpectedMessage '*memory.bin*checksum*'
+        Get-MacVm strict3 -ErrorAction Ignore | Should -BeNullOrEmpty
+        Remove-MacVmSnapshot fragile-memory -Force
+    }
 }
 
 Describe 'Missing snapshots' {
@@ -164,8 +205,8 @@ Describe 'Missing snapshots' {
 Describe 'Snapshots are files' {
     It 'are listed by a new pwsh session' {
         $pwsh = Join-Path $PSHOME 'pwsh'
-        $listed = & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$env:MACVM_MODULE'; (Get-MacVmSnapshot -Name base).Files | Where-Object Role -eq state | ForEach-Object Sha256"
-        $listed | Should -Be ($script:Saved.Files | Where-Object Role -eq state).Sha256
+        $listed = & $pwsh -NoProfile -NonInteractive -Command "Import-Module '$env:MACVM_MODULE'; (Get-MacVmSnapshot -Name base).Files | Where-Object Role -eq state | ForEach-Object Checksum"
+        $listed | Should -Be ($script:Saved.Files | Where-Object Role -eq state).Checksum
         Get-MacVmSnapshot -VM src | Select-Object -ExpandProperty Name | Should -Contain 'base'
     }
 }
@@ -266,7 +307,7 @@ Describe 'Faults during a save' {
         $snapshot = Get-MacVmSnapshot torn -ErrorAction Ignore
         if ($snapshot) {
             # The save won the race: then it must be whole.
-            foreach ($f in $snapshot.Files) { (Get-FileHash -Algorithm SHA256 (Join-Path $snapshot.Path $f.Name)).Hash.ToLowerInvariant() | Should -Be $f.Sha256 }
+            foreach ($f in $snapshot.Files) { Get-SnapshotFileChecksum (Join-Path $snapshot.Path $f.Name) | Should -Be $f.Checksum }
         }
         Get-ChildItem -Force "$script:Store/snapshots" | Where-Object Name -like '.new-torn*' | Should -BeNullOrEmpty
         (Get-MacVm victim).State | Should -Be 'Failed'

@@ -138,4 +138,12 @@ function New-TestTartVm {
     $Path
 }
 
-Export-ModuleMember -Function New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame, New-TestTartVm
+function Get-SnapshotFileChecksum {
+    # A snapshot file's checksum as the manifest writes it, computed by the reference tool (xxhash's xxh128sum).
+    param([Parameter(Mandatory)] [string] $Path)
+    $line = & xxh128sum -- $Path
+    if ($LASTEXITCODE -ne 0) { throw "xxh128sum failed on '$Path'" }
+    'xxh128:' + ($line -split '\s+')[0]
+}
+
+Export-ModuleMember -Function Get-SnapshotFileChecksum, New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame, New-TestTartVm

@@ -29,12 +29,43 @@ public class QemuCommandLineTests
     public void PinsTheMachineTypeAndAcceleratorAndSizes()
     {
         var args = QemuCommandLine.Build(Config(), new VmPaths("/s/vms/web1"), "tcg");
-        Assert.Equal("pc-i440fx-7.2,accel=tcg", Value(args, "-machine"));
+        Assert.Equal("pc-i440fx-7.2,accel=tcg,memory-backend=ram0", Value(args, "-machine"));
         Assert.Equal("384", Value(args, "-m"));
         Assert.Equal("2", Value(args, "-smp"));
         Assert.Contains("-nodefaults", args);
         Assert.Contains("-no-reboot", args);
         Assert.DoesNotContain("-cpu", args);
+    }
+
+    [Fact]
+    public void ARunningGuestsMemoryIsAFileSharedWithTheHost()
+    {
+        var paths = new VmPaths("/s/vms/web1");
+        var args = QemuCommandLine.Build(Config(), paths, "tcg");
+        Assert.Equal($"memory-backend-file,id=ram0,size=384M,mem-path={paths.SharedMemoryFile},share=on", Value(args, "-object"));
+        Assert.DoesNotContain("-incoming", args);
+    }
+
+    [Fact]
+    public void ARestoreMapsTheSnapshotsMemoryImagePrivatelyAndWaitsForTheState()
+    {
+        var restore = new RestoreSpec { Snapshot = "base", StatePath = "/s/snapshots/base/state.bin", MemoryPath = "/s/snapshots/base/memory.bin" };
+        var args = QemuCommandLine.Build(Config(), new VmPaths("/s/vms/web1"), "tcg", restore);
+        // share=off: the guest's writes go to its own copies of the pages, never into the snapshot.
+        Assert.Equal("memory-backend-file,id=ram0,size=384M,mem-path=/s/snapshots/base/memory.bin,share=off", Value(args, "-object"));
+        Assert.Equal("defer", Value(args, "-incoming"));
+        Assert.True(QemuCommandLine.MapsMemoryImage(restore));
+    }
+
+    [Fact]
+    public void ARestoreOfAStateWithTheMemoryInsideGetsMemoryOfItsOwn()
+    {
+        var paths = new VmPaths("/s/vms/web1");
+        var restore = new RestoreSpec { Snapshot = "old", StatePath = "/s/snapshots/old/state.bin" };
+        var args = QemuCommandLine.Build(Config(), paths, "tcg", restore);
+        Assert.Equal($"memory-backend-file,id=ram0,size=384M,mem-path={paths.SharedMemoryFile},share=on", Value(args, "-object"));
+        Assert.Equal("defer", Value(args, "-incoming"));
+        Assert.False(QemuCommandLine.MapsMemoryImage(restore));
     }
 
     [Fact]

@@ -55,10 +55,35 @@ public sealed class SnapshotIntegrityTests : IDisposable
         SnapshotIntegrity.WriteStamp(_folder, snapshot.Files);
         // A stamp that vouches for a checksum the bytes do not have: trusted only because the file's
         // version (inode, size, change time) is the one stamped, which shows the file was not hashed.
-        var forged = snapshot with { Files = [snapshot.Files[0] with { Sha256 = new string('0', 64) }] };
+        var forged = snapshot with { Files = [snapshot.Files[0] with { Checksum = "xxh128:" + new string('0', 32) }] };
         SnapshotIntegrity.WriteStamp(_folder, forged.Files);
         Assert.Empty(await SnapshotIntegrity.VerifyAsync(forged, CancellationToken.None));
         // The stamp is tied to the checksum in the manifest: another checksum is hashed and refused.
-        Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Sha256 = new string('1', 64) }] }, CancellationToken.None));
+        Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Checksum = "xxh128:" + new string('1', 32) }] }, CancellationToken.None));
+    }
+
+    private const string KnownXxh128OfSavedState = "c332157536a8decae1be730caa1e92b4";
+
+    [Fact]
+    public async Task ChecksumsAreXxh128AsXxh128sumPrintsThem()
+    {
+        var snapshot = await SaveAsync("saved state");
+        // xxh128sum of the 11 bytes "saved state" (xxhash 0.8.1).
+        Assert.Equal("xxh128:" + KnownXxh128OfSavedState, snapshot.Files[0].Checksum);
+    }
+
+    [Fact]
+    public async Task AManifestFromBeforeXxh128IsVerifiedWithSha256()
+    {
+        var snapshot = await SaveAsync("saved state");
+        // snapshot.json as 0.1 wrote it: "sha256" holds the bare hex digest.
+        var legacy = ModelJson.Deserialize<SnapshotFile>(
+            """{"name":"state.bin","role":"state","sizeBytes":11,"sha256":"83c3e3d4f8a6b9d6a7d1c8b8ed6b8a1b0a0a1c8a3f1e2c0e9f5b7f0b9c3f6d21"}""",
+            "a test manifest");
+        Assert.StartsWith("sha256:", legacy.Checksum);
+        var wrong = Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [legacy] }, CancellationToken.None));
+        Assert.Contains("does not match its checksum", wrong.Problem);
+        var right = legacy with { Checksum = "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData("saved state"u8)).ToLowerInvariant() };
+        Assert.Empty(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [right] }, CancellationToken.None));
     }
 }

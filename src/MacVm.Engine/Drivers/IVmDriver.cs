@@ -48,16 +48,17 @@ public interface IVirtualMachine : IAsyncDisposable
     int? HypervisorProcessId { get; }
 
     /// <summary>
-    /// Starts the hypervisor and returns once the guest's CPUs run. With <paramref name="restoreStateFile"/>
-    /// the machine state is loaded from it first; a state that does not load throws
-    /// <see cref="RestoreFailedException"/> and leaves the hypervisor stopped.
+    /// Starts the hypervisor and returns once the guest's CPUs run. With <paramref name="restore"/> the
+    /// machine state (and memory image, when the snapshot has one) is loaded first; a state that does not
+    /// load throws <see cref="RestoreFailedException"/> and leaves the hypervisor stopped.
     /// </summary>
-    Task StartAsync(string? restoreStateFile, CancellationToken ct);
+    Task StartAsync(RestoreSpec? restore, CancellationToken ct);
 
     /// <summary>
     /// Saves the machine: pauses the guest, freezes the current disk layer (new writes go to
     /// <paramref name="newActiveDisk"/>, a new overlay on it) and writes the machine state to
-    /// <paramref name="stateFile"/>. The guest stays paused.
+    /// <paramref name="stateFile"/>, and any other file the state needs beside it (QEMU: the memory
+    /// image). The guest stays paused.
     /// </summary>
     Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct);
 
@@ -156,11 +157,11 @@ public enum ScreenCaptureFormat
 
 /// <summary>What <see cref="IVirtualMachine.SaveAsync"/> produced.</summary>
 /// <param name="FrozenDisk">The disk layer that now belongs to the saved state.</param>
-/// <param name="StateSha256">
-/// The state file's SHA-256 (lower-case hex) when the driver computed it as the state was written,
-/// which saves reading it again; null when the caller must hash the file.
+/// <param name="Files">
+/// The files written beside the state file, the state file first, with their sizes and checksums
+/// (drivers hash as they write, which saves reading them again).
 /// </param>
-public sealed record SavedMachine(string FrozenDisk, string? StateSha256);
+public sealed record SavedMachine(string FrozenDisk, IReadOnlyList<SnapshotFile> Files);
 
 /// <summary>How a hypervisor ended.</summary>
 /// <param name="GuestShutdown">True when the guest powered itself off.</param>

@@ -88,8 +88,8 @@ public sealed record SaveResult
     /// <summary>How long the guest was paused, in milliseconds.</summary>
     public double PausedMs { get; init; }
 
-    /// <summary>The state file's SHA-256 when the host computed it while writing; null when the caller must hash it.</summary>
-    public string? StateSha256 { get; init; }
+    /// <summary>The files the host wrote beside the state file (the state file first), with their checksums.</summary>
+    public required IReadOnlyList<SnapshotFile> Files { get; init; }
 }
 
 /// <summary>What a script run in the guest did.</summary>

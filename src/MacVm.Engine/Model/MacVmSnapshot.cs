@@ -30,7 +30,7 @@ public sealed record MacVmSnapshot
     /// <summary>When it was saved (UTC).</summary>
     public DateTimeOffset CreatedUtc { get; init; } = DateTimeOffset.UtcNow;
 
-    /// <summary>Every file of the snapshot with its size and sha256, checked before a restore.</summary>
+    /// <summary>Every file of the snapshot with its size and checksum, checked before a restore.</summary>
     public required IReadOnlyList<SnapshotFile> Files { get; init; }
 
     /// <summary>Total size of the files.</summary>
@@ -49,10 +49,41 @@ public sealed record MacVmSnapshot
 
 /// <summary>One file of a snapshot.</summary>
 /// <param name="Name">File name inside the snapshot folder.</param>
-/// <param name="Role">state (the machine state) or disk (the frozen disk layer).</param>
+/// <param name="Role">
+/// state (the machine state), memory (the guest's RAM as a flat image, mapped by restores; QEMU),
+/// disk (the frozen disk layer) or auxiliary-storage (a macOS guest's NVRAM).
+/// </param>
 /// <param name="SizeBytes">Size in bytes.</param>
-/// <param name="Sha256">Lower-case hex sha256 of the content.</param>
-public sealed record SnapshotFile(string Name, string Role, long SizeBytes, string Sha256);
+/// <param name="Checksum">
+/// "xxh128:" and the lower-case hex XXH128 of the content (what <c>xxh128sum</c> prints); snapshots
+/// saved before version 0.2 carry "sha256:" and a SHA-256.
+/// </param>
+public sealed record SnapshotFile(string Name, string Role, long SizeBytes, string Checksum)
+{
+    /// <summary>The machine state.</summary>
+    public const string StateRole = "state";
+    /// <summary>The guest's memory image.</summary>
+    public const string MemoryRole = "memory";
+    /// <summary>The frozen disk layer.</summary>
+    public const string DiskRole = "disk";
+
+    /// <summary>
+    /// Reads the checksum field of manifests written before 0.2 (a bare SHA-256); never written.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Never)]
+    public string? Sha256
+    {
+        get => null;
+        init
+        {
+            if (string.IsNullOrEmpty(Checksum) && value is not null) Checksum = "sha256:" + value;
+        }
+    }
+
+    /// <summary>True for the files a restore loads into the hypervisor (state, memory): damage there means a cold boot, not an error.</summary>
+    public bool IsMachineState => Role is StateRole or MemoryRole;
+}
 
 /// <summary>A machine state to load at the VM's next start, written into vm.json by a restore.</summary>
 public sealed record RestoreSpec
@@ -62,6 +93,12 @@ public sealed record RestoreSpec
 
     /// <summary>Absolute path of the state file.</summary>
     public required string StatePath { get; init; }
+
+    /// <summary>
+    /// Absolute path of the guest's memory image when the snapshot has one (QEMU): the restored VM maps it
+    /// copy-on-write instead of reading its memory from the state file.
+    /// </summary>
+    public string? MemoryPath { get; init; }
 
     /// <summary>On a failed load, fail instead of cold-booting the same disk.</summary>
     public bool NoFallback { get; init; }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using MacVm.Engine.Platform;
 using MacVm.Engine.Store;
@@ -6,8 +5,8 @@ using MacVm.Engine.Store;
 namespace MacVm.Engine.Operations;
 
 /// <summary>
-/// Checksums of a snapshot's files, and the proof that they were checked. Hashing a 70 MB state
-/// costs about 50 ms, a sixth of a restore, so a successful check leaves a stamp beside the files:
+/// Checksums of a snapshot's files, and the proof that they were checked. Hashing a snapshot's files
+/// costs tens of milliseconds, a large part of a restore, so a successful check leaves a stamp beside the files:
 /// each file's inode, size and change time with the checksum it matched. While the file system
 /// still reports that same version, the file is the one that matched; any write, truncation or
 /// replacement moves its change time (the kernel sets it; no user can set it back) and the next
@@ -19,12 +18,8 @@ public static class SnapshotIntegrity
     public const string StampFileName = ".verified.json";
 
     /// <summary>Names, sizes and checksums <paramref name="path"/> as a manifest entry.</summary>
-    public static async Task<SnapshotFile> DescribeAsync(string path, string role, CancellationToken ct)
-    {
-        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, FileOptions.SequentialScan);
-        var hash = await SHA256.HashDataAsync(f, ct).ConfigureAwait(false);
-        return new SnapshotFile(Path.GetFileName(path), role, f.Length, Convert.ToHexString(hash).ToLowerInvariant());
-    }
+    public static async Task<SnapshotFile> DescribeAsync(string path, string role, CancellationToken ct) =>
+        new(Path.GetFileName(path), role, new FileInfo(path).Length, await FileChecksum.ComputeAsync(path, ct).ConfigureAwait(false));
 
     /// <summary>
     /// Checks every file of <paramref name="snapshot"/> against its recorded size and checksum, skipping
@@ -40,10 +35,10 @@ public static class SnapshotIntegrity
         {
             var path = Path.Combine(folder, file.Name);
             if (!File.Exists(path)) { problems.Add((file, $"'{path}' is missing")); continue; }
-            if (stamp.TryGetValue(file.Name, out var seen) && seen.Sha256 == file.Sha256 && Posix.TryGetFileVersion(path) == seen.Version) continue;
-            var actual = await DescribeAsync(path, file.Role, ct).ConfigureAwait(false);
-            if (actual.SizeBytes != file.SizeBytes) problems.Add((file, $"'{path}' has {actual.SizeBytes} bytes, {file.SizeBytes} were saved"));
-            else if (actual.Sha256 != file.Sha256) problems.Add((file, $"'{path}' does not match its checksum"));
+            if (stamp.TryGetValue(file.Name, out var seen) && seen.Checksum == file.Checksum && Posix.TryGetFileVersion(path) == seen.Version) continue;
+            var size = new FileInfo(path).Length;
+            if (size != file.SizeBytes) problems.Add((file, $"'{path}' has {size} bytes, {file.SizeBytes} were saved"));
+            else if (await FileChecksum.ComputeAsync(path, ct, like: file.Checksum).ConfigureAwait(false) != file.Checksum) problems.Add((file, $"'{path}' does not match its checksum"));
             else checkedNow = true;
         }
         if (problems.Count == 0 && checkedNow) WriteStamp(folder, snapshot.Files);
@@ -57,7 +52,7 @@ public static class SnapshotIntegrity
         foreach (var file in files)
         {
             if (Posix.TryGetFileVersion(Path.Combine(folder, file.Name)) is not { } version) return;
-            entries[file.Name] = new StampEntry(file.Sha256, version);
+            entries[file.Name] = new StampEntry(file.Checksum, version);
         }
         try
         {
@@ -81,5 +76,5 @@ public static class SnapshotIntegrity
         }
     }
 
-    private sealed record StampEntry(string Sha256, FileVersion Version);
+    private sealed record StampEntry(string Checksum, FileVersion Version);
 }

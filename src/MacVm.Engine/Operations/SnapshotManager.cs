@@ -103,7 +103,8 @@ public sealed class SnapshotManager
 
                     var diskCopy = Path.Combine(staging, "disk.qcow2");
                     if (!Posix.TryHardLink(result.FrozenDisk, diskCopy)) File.Copy(result.FrozenDisk, diskCopy);
-                    var parts = new List<(string File, string Role)> { ("state.bin", "state"), ("disk.qcow2", "disk") };
+                    // The host hashed what it wrote (state, memory image) as it wrote it: no second read.
+                    var parts = new List<(string File, string Role)> { ("disk.qcow2", SnapshotFile.DiskRole) };
                     if (vm.Boot.MacPlatform is { } mac)
                     {
                         // A macOS guest's NVRAM belongs to its state (the guest is paused: the copy is consistent).
@@ -111,15 +112,9 @@ public sealed class SnapshotManager
                         parts.Add((MacAuxiliaryStorage, "auxiliary-storage"));
                     }
                     reporter.Progress(new OperationProgress(activity, title, "Writing checksums", 70));
-                    var files = new List<SnapshotFile>();
+                    var files = new List<SnapshotFile>(result.Files);
                     foreach (var (file, role) in parts)
-                    {
-                        var path = Path.Combine(staging, file);
-                        // The host hashes the state as it writes it (when its driver can): no second read.
-                        files.Add(role == "state" && result.StateSha256 is { } sha
-                            ? new SnapshotFile(file, role, new FileInfo(path).Length, sha)
-                            : await SnapshotIntegrity.DescribeAsync(path, role, ct).ConfigureAwait(false));
-                    }
+                        files.Add(await SnapshotIntegrity.DescribeAsync(Path.Combine(staging, file), role, ct).ConfigureAwait(false));
                     var snapshot = new MacVmSnapshot
                     {
                         Name = name,
@@ -178,7 +173,7 @@ public sealed class SnapshotManager
         if (request.Network is not null) request = request with { Network = NetworkRules.Validate(request.Network) };
         var snapshot = Get(request.Snapshot);
         var problems = await SnapshotIntegrity.VerifyAsync(snapshot, ct).ConfigureAwait(false);
-        if (problems.Any(p => p.File.Role != "state"))
+        if (problems.Any(p => !p.File.IsMachineState))
             throw new MacVmException(MacVmErrorKind.Damaged, "SnapshotDamaged",
                 $"Snapshot '{snapshot.Name}' is damaged: {string.Join("; ", problems.Select(p => p.Problem))}. Its disk cannot be used; remove it with Remove-MacVmSnapshot.", snapshot.Name);
         string? stateProblem = problems.Count > 0 ? string.Join("; ", problems.Select(p => p.Problem)) : null;
@@ -239,7 +234,13 @@ public sealed class SnapshotManager
                 // MAC included, so Apple VMs keep the snapshot's.
                 MacAddress = snapshot.Driver == VmDriverKind.Apple ? snapshot.Configuration.MacAddress : GuestIpRules.NewMacAddress(),
                 Network = request.Network is null ? snapshot.Configuration.Network : request.Network.Kind == NetworkKind.None ? null : request.Network,
-                Restore = loadState ? new RestoreSpec { Snapshot = snapshot.Name, StatePath = Path.Combine(snapshot.Path!, "state.bin"), NoFallback = request.NoFallback } : null,
+                Restore = loadState ? new RestoreSpec
+                {
+                    Snapshot = snapshot.Name,
+                    StatePath = Path.Combine(snapshot.Path!, "state.bin"),
+                    MemoryPath = snapshot.Files.FirstOrDefault(f => f.Role == SnapshotFile.MemoryRole) is { } memory ? Path.Combine(snapshot.Path!, memory.Name) : null,
+                    NoFallback = request.NoFallback,
+                } : null,
                 // Each restored VM gets the endpoint asked for now, never the saved VM's port (copies would collide).
                 ScreenshotPort = request.ScreenshotPort,
             };

@@ -521,6 +521,8 @@ public sealed class VmManager
         Directory.Move(paths.Directory, doomed);
         TryDeleteDirectory(doomed);
         if (paths.UsesRuntimeSocketDirectory) TryDeleteDirectory(paths.SocketDirectory);
+        // Normally unlinked by the host at once; left only by a host killed in its first milliseconds.
+        AtomicFile.TryDelete(paths.SharedMemoryFile);
         reporter.Verbose($"Removed VM '{name}'.");
     }
 

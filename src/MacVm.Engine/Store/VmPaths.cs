@@ -68,6 +68,21 @@ public sealed class VmPaths
     /// <summary>QEMU's virtio-serial socket for the guest IP channel.</summary>
     public string GuestIpSocket => Combine(SocketDirectory, "ip.sock");
 
+    /// <summary>
+    /// The running guest's memory as a file QEMU shares with the host, so that a save copies it into the
+    /// snapshot as a flat image that restores map. In /dev/shm when there is one (memory, never written
+    /// back to a disk), else in the VM folder. The host unlinks it as soon as QEMU has it open, so a
+    /// killed VM leaves nothing behind; the memory goes when the last of QEMU and the host exits.
+    /// </summary>
+    public string SharedMemoryFile => System.IO.Directory.Exists(SharedMemoryRoot)
+        ? Combine(SharedMemoryDirectory, FolderKey(Directory) + ".mem")
+        : Combine(Directory, "memory.shm");
+
+    /// <summary>The per-user folder (0700) that holds <see cref="SharedMemoryFile"/> when it is in /dev/shm.</summary>
+    public static string SharedMemoryDirectory => $"{SharedMemoryRoot}/macvm-{Posix.EffectiveUserId}";
+
+    private const string SharedMemoryRoot = "/dev/shm";
+
     /// <summary>The VM's disk file.</summary>
     public string Disk(string fileName) => Combine(Directory, fileName);
 
@@ -80,13 +95,16 @@ public sealed class VmPaths
     public static string ChooseSocketDirectory(string vmDirectory)
     {
         if (Fits(vmDirectory)) return vmDirectory;
-        var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(vmDirectory)))[..16].ToLowerInvariant();
-        var runtime = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"macvm-{Posix.EffectiveUserId}", hash);
+        var runtime = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"macvm-{Posix.EffectiveUserId}", FolderKey(vmDirectory));
         if (Fits(runtime)) return runtime;
         throw new PathTooLongException(
             $"The socket path '{runtime}/{LongestSocketName}' is longer than the {Posix.UnixSocketPathLimit - 1}-byte limit of unix socket paths on this OS, " +
             $"and so is the one in the VM folder '{vmDirectory}'. Set $env:MACVM_HOME (or TMPDIR) to a shorter folder.");
     }
+
+    /// <summary>A short name derived from a VM folder's path, unique in practice.</summary>
+    private static string FolderKey(string vmDirectory) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(vmDirectory)))[..16].ToLowerInvariant();
 
     private static bool Fits(string dir) =>
         Encoding.UTF8.GetByteCount(dir) + 1 + LongestSocketName.Length < Posix.UnixSocketPathLimit;

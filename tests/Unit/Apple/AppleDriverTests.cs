@@ -242,7 +242,7 @@ public sealed class AppleDriverTests : IDisposable
         FakeVz.Reset();
         await using (var restored = Create(_folder.Linux()))
         {
-            await restored.StartAsync(state, CancellationToken.None);
+            await restored.StartAsync(new RestoreSpec { Snapshot = "s1", StatePath = state }, CancellationToken.None);
             Assert.Equal(LinuxConfiguration.Concat(new[]
             {
                 "-[VZVirtualMachineConfiguration validateSaveRestoreSupportWithError:]",
@@ -267,7 +267,7 @@ public sealed class AppleDriverTests : IDisposable
         FakeVz.FailNext("restoreMachineStateFromURL:completionHandler:", 12);
         // What VmHost does: a state that does not load falls back to a cold boot of a new machine.
         var failed = Create(_folder.Linux());
-        var ex = await Assert.ThrowsAsync<RestoreFailedException>(() => failed.StartAsync(state, CancellationToken.None));
+        var ex = await Assert.ThrowsAsync<RestoreFailedException>(() => failed.StartAsync(new RestoreSpec { Snapshot = "s1", StatePath = state }, CancellationToken.None));
         Assert.Contains("VZErrorDomain 12", ex.Message, StringComparison.Ordinal);
         await failed.DisposeAsync();
         await using (var cold = Create(_folder.Linux()))
@@ -290,7 +290,7 @@ public sealed class AppleDriverTests : IDisposable
         }
         await using (var other = Create(_folder.Linux() with { CpuCount = 2 }))
         {
-            await Assert.ThrowsAsync<RestoreFailedException>(() => other.StartAsync(state, CancellationToken.None));
+            await Assert.ThrowsAsync<RestoreFailedException>(() => other.StartAsync(new RestoreSpec { Snapshot = "s1", StatePath = state }, CancellationToken.None));
         }
         AssertNothingLeaked();
     }

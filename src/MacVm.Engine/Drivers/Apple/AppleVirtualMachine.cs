@@ -54,12 +54,13 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
     /// <summary>The VZVirtualMachine (tests hand it to the fake's simulated guest).</summary>
     internal nint Handle => _vm;
 
-    public async Task StartAsync(string? restoreStateFile, CancellationToken ct)
+    public async Task StartAsync(RestoreSpec? restore, CancellationToken ct)
     {
         await _queue.RunAsync(CreateMachine).ConfigureAwait(false);
-        if (restoreStateFile is not null)
+        if (restore is not null)
         {
-            await RestoreAsync(restoreStateFile, ct).ConfigureAwait(false);
+            // The framework's state file holds the memory too: there is no separate memory image.
+            await RestoreAsync(restore.StatePath, ct).ConfigureAwait(false);
         }
         else
         {
@@ -157,8 +158,8 @@ internal sealed class AppleVirtualMachine : IVirtualMachine, IVmDelegateTarget
         AtomicFile.TryDelete(frozen);
         Libc.CloneFile(disk, frozen);
         _events.Log($"Machine state saved to '{stateFile}'; disk cloned to '{frozen}'.");
-        // The framework writes the file itself: the caller hashes it.
-        return new SavedMachine(frozen, null);
+        // The framework writes the file itself, so it is hashed here, once it is complete.
+        return new SavedMachine(frozen, [await Operations.SnapshotIntegrity.DescribeAsync(stateFile, SnapshotFile.StateRole, ct).ConfigureAwait(false)]);
     }
 
     public async Task PauseAsync(CancellationToken ct)

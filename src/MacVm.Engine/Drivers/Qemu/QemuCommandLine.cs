@@ -22,14 +22,18 @@ public static class QemuCommandLine
     /// <param name="config">The VM.</param>
     /// <param name="paths">Where its sockets and disk are.</param>
     /// <param name="accelerator">The resolved accelerator: kvm, tcg or hvf.</param>
-    /// <param name="incoming">Wait for a machine state (migrate-incoming) instead of booting.</param>
-    public static IReadOnlyList<string> Build(VmConfiguration config, VmPaths paths, string accelerator, bool incoming = false)
+    /// <param name="restore">
+    /// The snapshot to load: QEMU waits for its state (migrate-incoming) instead of booting, and maps the
+    /// snapshot's memory image, when it has one, copy-on-write.
+    /// </param>
+    public static IReadOnlyList<string> Build(VmConfiguration config, VmPaths paths, string accelerator, RestoreSpec? restore = null)
     {
         var boot = config.Boot;
         var a = new List<string>
         {
             "-name", $"macvm-{config.Name},debug-threads=on",
-            "-machine", $"{X86MachineType},accel={accelerator}",
+            "-machine", $"{X86MachineType},accel={accelerator},memory-backend={MemoryBackendId}",
+            "-object", MemoryBackend(config, paths, restore),
         };
         if (accelerator is "kvm" or "hvf") a.AddRange(new[] { "-cpu", "host" });
         a.AddRange(new[]
@@ -66,9 +70,29 @@ public static class QemuCommandLine
             var cmdline = string.Join(' ', new[] { boot.KernelCommandLine, config.ExtraKernelArguments }.Where(s => !string.IsNullOrWhiteSpace(s)));
             if (cmdline.Length > 0) a.AddRange(new[] { "-append", cmdline });
         }
-        if (incoming) a.AddRange(new[] { "-incoming", "defer" });
+        if (restore is not null) a.AddRange(new[] { "-incoming", "defer" });
         return a;
     }
+
+    /// <summary>The id of the guest's memory backend (and so of its RAM block in a saved state).</summary>
+    public const string MemoryBackendId = "ram0";
+
+    /// <summary>
+    /// The guest's memory is always a file: shared with the host (share=on) while the VM runs from its own
+    /// memory, so that a save writes it as a flat image beside the state; or, restoring a snapshot that has
+    /// such an image, the image itself mapped private (share=off), so that every restored VM reads the
+    /// snapshot's pages and copies only those it writes. Either way the RAM block is the same ("ram0"),
+    /// so states load across both.
+    /// </summary>
+    private static string MemoryBackend(VmConfiguration config, VmPaths paths, RestoreSpec? restore)
+    {
+        var size = config.MemoryMB.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var (file, share) = restore?.MemoryPath is { } image ? (image, "off") : (paths.SharedMemoryFile, "on");
+        return $"memory-backend-file,id={MemoryBackendId},size={size}M,mem-path={Escape(file)},share={share}";
+    }
+
+    /// <summary>True when QEMU maps the snapshot's memory image (a state saved without the memory in it).</summary>
+    public static bool MapsMemoryImage(RestoreSpec? restore) => restore?.MemoryPath is not null;
 
     /// <summary>
     /// The one NIC and what stands behind it. The NIC always talks to a datagram socket the host owns

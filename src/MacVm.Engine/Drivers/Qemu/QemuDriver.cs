@@ -94,7 +94,7 @@ public sealed class QemuDriver : IVmDriver
     /// <summary>Leaves QEMU's command line for the host, which starts it first thing (<see cref="QemuEarlyStart"/>).</summary>
     public void PrepareLaunch(VmConfiguration configuration, VmPaths paths) =>
         QemuEarlyStart.WritePlan(paths, QemuInstallation.FindSystem(),
-            QemuCommandLine.Build(configuration, paths, ResolveAccelerator(configuration.Accelerator), incoming: configuration.Restore is not null));
+            QemuCommandLine.Build(configuration, paths, ResolveAccelerator(configuration.Accelerator), configuration.Restore));
 
     /// <inheritdoc/>
     public IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events) =>

@@ -42,7 +42,7 @@ public static class QemuEarlyStart
         var paths = new VmPaths(vmDirectory);
         // QEMU binds its sockets there (a short runtime folder when the VM folder is too deep for them).
         VmStore.CreatePrivateDirectory(paths.SocketDirectory);
-        foreach (var socket in QemuVirtualMachine.SocketsOf(paths)) AtomicFile.TryDelete(socket);
+        QemuVirtualMachine.PrepareFiles(paths);
         var started = QemuProcess.Start(parts[0], parts[1..]);
         _ = started.Launched.ContinueWith(t => log($"QEMU started early, by the host's first act (pid {t.Result.Id})."),
             CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);

@@ -35,16 +35,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
 
     public Task<HypervisorExit> Exited => _exited.Task;
 
-    public async Task StartAsync(string? restoreStateFile, CancellationToken ct)
+    public async Task StartAsync(RestoreSpec? restore, CancellationToken ct)
     {
         var qemu = QemuInstallation.FindSystem();
         Accelerator = QemuDriver.ResolveAccelerator(_config.Accelerator);
-        var args = QemuCommandLine.Build(_config, _paths, Accelerator, incoming: restoreStateFile is not null);
+        var args = QemuCommandLine.Build(_config, _paths, Accelerator, restore);
         var early = QemuEarlyStart.Take(qemu, args);
-        if (early is null)
-        {
-            foreach (var socket in SocketsOf(_paths)) AtomicFile.TryDelete(socket);
-        }
+        if (early is null) PrepareFiles(_paths);
         // The host's ends of the NIC and of NAT: before QEMU when we start it here. A QEMU started early
         // may send a frame before they exist; it is dropped, as on a cable plugged in a moment later
         // (the guest is still loading its state or booting then).
@@ -70,6 +67,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             // QEMU has bound its ends by now: from here on only its frames reach the host's sockets.
             await _nic.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
             await _nat.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
+            // QEMU answered QMP, so it has made its memory: keep it reachable for saves, and take its name away.
+            if (!QemuCommandLine.MapsMemoryImage(restore)) _sharedMemory = OpenSharedMemory(_paths.SharedMemoryFile);
         }
         catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
@@ -80,14 +79,43 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             Kill();
             throw new IOException($"QEMU did not come up: {exit}{QemuDriver.AcceleratorHint(Accelerator)}", ex);
         }
-        if (restoreStateFile is not null) await LoadStateAsync(restoreStateFile, ct).ConfigureAwait(false);
+        if (restore is not null) await LoadStateAsync(restore.StatePath, QemuCommandLine.MapsMemoryImage(restore), ct).ConfigureAwait(false);
     }
 
-    private async Task LoadStateAsync(string stateFile, CancellationToken ct)
+    /// <summary>Clears what a previous run of this VM may have left where QEMU is about to create its files.</summary>
+    internal static void PrepareFiles(VmPaths paths)
+    {
+        foreach (var socket in SocketsOf(paths)) AtomicFile.TryDelete(socket);
+        if (paths.SharedMemoryFile.StartsWith(VmPaths.SharedMemoryDirectory + "/", StringComparison.Ordinal))
+            VmStore.CreatePrivateDirectory(VmPaths.SharedMemoryDirectory);
+        // A host killed before it unlinked the file: QEMU must not start from that memory.
+        AtomicFile.TryDelete(paths.SharedMemoryFile);
+    }
+
+    /// <summary>
+    /// Opens the guest's shared memory for reading, then unlinks it: QEMU and this handle keep it alive, and
+    /// it is gone when both are, however they end.
+    /// </summary>
+    private FileStream? OpenSharedMemory(string file)
     {
         try
         {
-            var ended = await StartMigrationAsync("migrate-incoming", "exec:cat " + ShellQuote(stateFile), ct).ConfigureAwait(false);
+            var memory = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.None);
+            AtomicFile.TryDelete(file);
+            return memory;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _events.Log($"The guest's memory file '{file}' could not be opened ({ex.Message}): saves will stream the memory.");
+            return null;
+        }
+    }
+
+    private async Task LoadStateAsync(string stateFile, bool memoryMapped, CancellationToken ct)
+    {
+        try
+        {
+            var ended = await StartMigrationAsync("migrate-incoming", "exec:cat " + ShellQuote(stateFile), memoryMapped, ct).ConfigureAwait(false);
             while (true)
             {
                 await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
@@ -115,6 +143,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     private int _diskGeneration;
     private Socket? _nic;
     private Socket? _nat;
+    private FileStream? _sharedMemory;
 
     public async Task<SavedMachine> SaveAsync(string stateFile, string newActiveDisk, CancellationToken ct)
     {
@@ -136,8 +165,11 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         _diskGeneration++;
         // The default bandwidth cap (128 MiB/s) makes a save several times slower than the disk.
         await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = long.MaxValue / 2 }, ct).ConfigureAwait(false);
-        // QEMU streams the state to a socket of ours; we write it and hash it on the way, so that the
-        // snapshot's checksum costs no second read of the file.
+        // With the guest's memory in the file shared with us, QEMU streams only the devices (under 1 MB)
+        // and the memory is copied as a flat image below; a VM mapping a snapshot's image privately has
+        // no such file, and QEMU streams its memory too. QEMU streams to a socket of ours; we write and
+        // hash on the way, so that the snapshot's checksum costs no second read of the file.
+        var sharedMemory = _sharedMemory;
         var receiverPath = _paths.SaveSocket;
         AtomicFile.TryDelete(receiverPath);
         using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -147,7 +179,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
         try
         {
-            var ended = await StartMigrationAsync("migrate", "unix:" + receiverPath, ct).ConfigureAwait(false);
+            var ended = await StartMigrationAsync("migrate", "unix:" + receiverPath, sharedMemory is not null, ct).ConfigureAwait(false);
             while (true)
             {
                 await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
@@ -168,9 +200,15 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
                     throw new IOException($"Could not write the machine state to '{stateFile}': {receiver.Exception!.InnerException?.Message}");
                 }
             }
-            var sha = await receiver.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
-            _events.Log($"Machine state saved to '{stateFile}'; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
-            return new SavedMachine(frozen, sha);
+            var state = await receiver.WaitAsync(TimeSpan.FromSeconds(30), ct).ConfigureAwait(false);
+            var files = new List<SnapshotFile> { state };
+            if (sharedMemory is not null)
+            {
+                var image = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(stateFile))!, MemoryImage.FileName);
+                files.Add(await Task.Run(() => MemoryImage.Write(sharedMemory, _config.MemoryMB * (1L << 20), image, ct), ct).ConfigureAwait(false));
+            }
+            _events.Log($"Machine state saved to '{stateFile}'{(sharedMemory is null ? "" : " with the memory image beside it")}; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
+            return new SavedMachine(frozen, files);
         }
         finally
         {
@@ -185,12 +223,13 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         }
     }
 
-    /// <summary>Accepts QEMU's migration stream, writes it to <paramref name="stateFile"/> and returns its SHA-256.</summary>
-    private static async Task<string> ReceiveStateAsync(Socket listener, string stateFile, CancellationToken ct)
+    /// <summary>Accepts QEMU's migration stream, writes it to <paramref name="stateFile"/> and describes it with its checksum.</summary>
+    private static async Task<SnapshotFile> ReceiveStateAsync(Socket listener, string stateFile, CancellationToken ct)
     {
         using var connection = await listener.AcceptAsync(ct).ConfigureAwait(false);
         await using var file = new FileStream(stateFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous);
-        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        var hash = new System.IO.Hashing.XxHash128();
+        long length = 0;
         // Two buffers: the next chunk is received while the last one is written and hashed (in parallel).
         var buffers = new[] { new byte[1 << 20], new byte[1 << 20] };
         Task pending = Task.CompletedTask;
@@ -215,7 +254,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             await pending.ConfigureAwait(false);
             if (filled == 0) break;
             var chunk = buffer.AsMemory(0, filled);
-            var hashing = Task.Run(() => sha.AppendData(chunk.Span), ct);
+            length += filled;
+            var hashing = Task.Run(() => hash.Append(chunk.Span), ct);
             pending = Task.WhenAll(file.WriteAsync(chunk, ct).AsTask(), hashing);
             // A failed write (a full disk) ends the stream at once: QEMU sees the socket close and fails the save.
             _ = pending.ContinueWith(_ =>
@@ -225,7 +265,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             }, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             if (filled < buffer.Length) { await pending.ConfigureAwait(false); break; }
         }
-        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+        return new SnapshotFile(Path.GetFileName(stateFile), SnapshotFile.StateRole, length, Operations.FileChecksum.Format(hash));
     }
 
     private static string ShellQuote(string path) => "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
@@ -249,13 +289,22 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     /// events on; the task returned completes when one says the migration ended. Waiting on it instead of
     /// polling every few milliseconds saves the host's CPU while QEMU streams, and answers at once.
     /// </summary>
-    private async Task<Task> StartMigrationAsync(string command, string uri, CancellationToken ct)
+    /// <param name="command">migrate or migrate-incoming.</param>
+    /// <param name="uri">Where the stream goes or comes from.</param>
+    /// <param name="memoryInFile">
+    /// The memory stays out of the stream (x-ignore-shared): it is in a file both sides map. Both ends of
+    /// a migration must agree on this, so a snapshot with a memory image loads with it on, one without off.
+    /// </param>
+    /// <param name="ct">Cancels.</param>
+    private async Task<Task> StartMigrationAsync(string command, string uri, bool memoryInFile, CancellationToken ct)
     {
         var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _migrationEnded, ended);
         await Qmp().ExecuteAsync("migrate-set-capabilities", new JsonObject
         {
-            ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
+            ["capabilities"] = new JsonArray(
+                new JsonObject { ["capability"] = "events", ["state"] = true },
+                new JsonObject { ["capability"] = "x-ignore-shared", ["state"] = memoryInFile }),
         }, ct).ConfigureAwait(false);
         await Qmp().ExecuteAsync(command, new JsonObject { ["uri"] = uri }, ct).ConfigureAwait(false);
         return ended.Task;
@@ -402,6 +451,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         if (_serialPump is not null) await _serialPump.ConfigureAwait(false);
         _nic?.Dispose();
         _nat?.Dispose();
+        if (_sharedMemory is not null) await _sharedMemory.DisposeAsync().ConfigureAwait(false);
         AtomicFile.TryDelete(_paths.NicHostSocket);
         AtomicFile.TryDelete(_paths.NatHostSocket);
         _process?.Dispose();
