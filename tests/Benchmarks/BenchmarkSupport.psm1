@@ -305,7 +305,8 @@ function Format-Range {
 function ConvertTo-ComparableArguments {
     <#
     A QEMU argument list with what differs between any two VMs by design replaced by placeholders: the
-    VM's folder, its name, its kernel and initramfs paths, and its NIC's MAC (each VM has its own).
+    VM's folder, its name, its kernel and initramfs paths, its NIC's MAC (each VM has its own), and the
+    file its memory lives in (a running VM's own shared file, or a snapshot's image a restore maps).
     #>
     param([string[]] $Arguments, [string] $Dir)
     , @(for ($i = 0; $i -lt $Arguments.Count; $i++) {
@@ -313,7 +314,7 @@ function ConvertTo-ComparableArguments {
             $prev = if ($i -gt 0) { $Arguments[$i - 1] } else { '' }
             if ($prev -in '-kernel', '-initrd') { "<$($prev.TrimStart('-'))>" }
             elseif ($prev -eq '-name') { $a -replace '^macvm-[^,]*', 'macvm-<name>' }
-            else { $a.Replace($Dir, '<dir>') -replace 'mac=[0-9a-f:]{17}', 'mac=<mac>' }
+            else { $a.Replace($Dir, '<dir>') -replace 'mac=[0-9a-f:]{17}', 'mac=<mac>' -replace 'mem-path=[^,]*,share=(on|off)', 'mem-path=<memory>' }
         })
 }
 

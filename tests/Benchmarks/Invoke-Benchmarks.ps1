@@ -84,6 +84,12 @@ function Get-ProcStatusKB {
 
 function Get-SelfCpuMs { [Diagnostics.Process]::GetCurrentProcess().TotalProcessorTime.TotalMilliseconds }
 
+function Get-RawMemoryFile {
+    <# Where a raw VM's memory file lives (in /dev/shm, like the module's; removed with the raw VM). #>
+    param([string] $Dir)
+    "/dev/shm/$(Split-Path -Leaf (Split-Path -Parent $Dir))-$(Split-Path -Leaf $Dir).mem"
+}
+
 function Get-RawQemuArguments {
     <#
     The arguments MacVm's QEMU driver gives QEMU (src/MacVm.Engine/Drivers/Qemu/QemuCommandLine.cs)
@@ -93,7 +99,9 @@ function Get-RawQemuArguments {
     param([string] $Dir, [string] $Overlay)
     @(
         '-name', 'macvm-raw,debug-threads=on'
-        '-machine', 'pc-i440fx-7.2,accel=tcg'
+        '-machine', 'pc-i440fx-7.2,accel=tcg,memory-backend=ram0'
+        # The guest's memory in a shared file in /dev/shm, as the module keeps it (its host copies it at a save).
+        '-object', "memory-backend-file,id=ram0,size=256M,mem-path=$(Get-RawMemoryFile $Dir),share=on"
         '-m', '256', '-smp', '1'
         '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'
         '-qmp', "unix:$Dir/qmp.sock,server=on,wait=off"
@@ -162,6 +170,7 @@ function Invoke-RawBoot {
         if ($socket) { $socket.Dispose() }
         Stop-RawQemu $raw -Tracker $script:RawProcesses
         Remove-Item -Recurse -Force $dir -ErrorAction Ignore
+        Remove-Item -Force (Get-RawMemoryFile $dir) -ErrorAction Ignore
     }
     [ordered]@{
         overlayMs   = [math]::Round($overlayMs, 1)

@@ -205,7 +205,9 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             if (sharedMemory is not null)
             {
                 var image = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(stateFile))!, MemoryImage.FileName);
-                files.Add(await Task.Run(() => MemoryImage.Write(sharedMemory, _config.MemoryMB * (1L << 20), image, ct), ct).ConfigureAwait(false));
+                var copying = System.Diagnostics.Stopwatch.StartNew();
+                files.Add(await Task.Run(() => MemoryImage.WriteAsync(sharedMemory.SafeFileHandle, _config.MemoryMB * (1L << 20), image, ct), ct).ConfigureAwait(false));
+                _events.Log($"Memory image written in {copying.Elapsed.TotalMilliseconds:0} ms ({files[^1].SizeBytes >> 20} MiB).");
             }
             _events.Log($"Machine state saved to '{stateFile}'{(sharedMemory is null ? "" : " with the memory image beside it")}; disk layer '{frozen}' frozen, writes go to '{newActiveDisk}'.");
             return new SavedMachine(frozen, files);
