@@ -8,8 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need_pkgs=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod)
-# xxh128sum: the tests check snapshot checksums with the reference tool, not with the module's own code.
-need_pkgs+=(xxhash)
 # The fake Virtualization framework the Apple driver's tests run against (tests/fakes/Virtualization).
 need_pkgs+=(clang libobjc-12-dev libblocksruntime-dev libgnustep-base-dev)
 missing=()

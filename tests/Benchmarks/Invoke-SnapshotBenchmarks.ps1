@@ -120,14 +120,14 @@ function Get-FileBytes {
 
 function Measure-ChecksumMs {
     <#
-    Checks files the way SnapshotIntegrity.VerifyAsync does when no stamp vouches for them (XXH128 of
+    Checks files the way SnapshotIntegrity.VerifyAsync does when no stamp vouches for them (CRC-64 of
     every byte, through the module's own System.IO.Hashing); returns ms. Restores skip this while the
     stamp holds: it is what a first restore after a copy of the store costs.
     #>
     param([string[]] $Paths)
     $sw = [Diagnostics.Stopwatch]::StartNew()
     foreach ($p in $Paths) {
-        $hash = [IO.Hashing.XxHash128]::new()
+        $hash = [IO.Hashing.Crc64]::new()
         $f = [IO.FileStream]::new($p, [IO.FileMode]::Open, [IO.FileAccess]::Read, [IO.FileShare]::Read, 1MB, [IO.FileOptions]::SequentialScan)
         try { $hash.Append([IO.Stream] $f) } finally { $f.Dispose() }
     }

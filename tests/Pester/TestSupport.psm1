@@ -139,11 +139,16 @@ function New-TestTartVm {
 }
 
 function Get-SnapshotFileChecksum {
-    # A snapshot file's checksum as the manifest writes it, computed by the reference tool (xxhash's xxh128sum).
+    # A snapshot file's checksum as the manifest writes it (CRC-64/ECMA-182), computed here in one piece
+    # with System.IO.Hashing from the module's lib folder: not through the module's own chunked copy.
     param([Parameter(Mandatory)] [string] $Path)
-    $line = & xxh128sum -- $Path
-    if ($LASTEXITCODE -ne 0) { throw "xxh128sum failed on '$Path'" }
-    'xxh128:' + ($line -split '\s+')[0]
+    if (-not ('System.IO.Hashing.Crc64' -as [type])) {
+        Add-Type -Path (Join-Path (Split-Path -Parent $env:MACVM_MODULE) 'lib/System.IO.Hashing.dll')
+    }
+    $crc = [System.IO.Hashing.Crc64]::new()
+    $stream = [IO.File]::OpenRead($Path)
+    try { $crc.Append([IO.Stream] $stream) } finally { $stream.Dispose() }
+    'crc64:' + $crc.GetCurrentHashAsUInt64().ToString('x16')
 }
 
 Export-ModuleMember -Function Get-SnapshotFileChecksum, New-TestStore, Get-TestGuest, Import-TestGuest, Get-StoreProcess, Remove-TestStore, Wait-Until, Test-ProcessAlive, Start-TestNetwork, Stop-TestNetwork, Get-TestNetworkFrame, New-TestTartVm

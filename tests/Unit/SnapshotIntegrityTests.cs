@@ -55,25 +55,25 @@ public sealed class SnapshotIntegrityTests : IDisposable
         SnapshotIntegrity.WriteStamp(_folder, snapshot.Files);
         // A stamp that vouches for a checksum the bytes do not have: trusted only because the file's
         // version (inode, size, change time) is the one stamped, which shows the file was not hashed.
-        var forged = snapshot with { Files = [snapshot.Files[0] with { Checksum = "xxh128:" + new string('0', 32) }] };
+        var forged = snapshot with { Files = [snapshot.Files[0] with { Checksum = "crc64:" + new string('0', 16) }] };
         SnapshotIntegrity.WriteStamp(_folder, forged.Files);
         Assert.Empty(await SnapshotIntegrity.VerifyAsync(forged, CancellationToken.None));
         // The stamp is tied to the checksum in the manifest: another checksum is hashed and refused.
-        Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Checksum = "xxh128:" + new string('1', 32) }] }, CancellationToken.None));
+        Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Checksum = "crc64:" + new string('1', 16) }] }, CancellationToken.None));
     }
 
-    private const string KnownXxh128OfSavedState = "c332157536a8decae1be730caa1e92b4";
-
     [Fact]
-    public async Task ChecksumsAreXxh128AsXxh128sumPrintsThem()
+    public async Task ChecksumsAreCrc64Ecma182()
     {
-        var snapshot = await SaveAsync("saved state");
-        // xxh128sum of the 11 bytes "saved state" (xxhash 0.8.1).
-        Assert.Equal("xxh128:" + KnownXxh128OfSavedState, snapshot.Files[0].Checksum);
+        // The catalogued check value of CRC-64/ECMA-182 (poly 0x42F0E1EBA9EA3693, init 0, not reflected,
+        // no final xor) over the nine bytes "123456789".
+        File.WriteAllText(Path.Combine(_folder, "check.bin"), "123456789");
+        var file = await SnapshotIntegrity.DescribeAsync(Path.Combine(_folder, "check.bin"), "state", CancellationToken.None);
+        Assert.Equal("crc64:6c40df5f0b497347", file.Checksum);
     }
 
     [Fact]
-    public async Task AManifestFromBeforeXxh128IsVerifiedWithSha256()
+    public async Task AManifestFromBefore02IsVerifiedWithSha256()
     {
         var snapshot = await SaveAsync("saved state");
         // snapshot.json as 0.1 wrote it: "sha256" holds the bare hex digest.

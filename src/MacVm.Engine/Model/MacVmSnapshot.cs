@@ -55,8 +55,8 @@ public sealed record MacVmSnapshot
 /// </param>
 /// <param name="SizeBytes">Size in bytes.</param>
 /// <param name="Checksum">
-/// "xxh128:" and the lower-case hex XXH128 of the content (what <c>xxh128sum</c> prints); snapshots
-/// saved before version 0.2 carry "sha256:" and a SHA-256.
+/// "crc64:" and the CRC-64/ECMA-182 of the content in 16 lower-case hex digits; snapshots saved before
+/// version 0.2 carry "sha256:" and a SHA-256.
 /// </param>
 public sealed record SnapshotFile(string Name, string Role, long SizeBytes, string Checksum)
 {

@@ -6,7 +6,7 @@ namespace MacVm.Engine.Drivers.Qemu;
 
 /// <summary>
 /// Writes a paused guest's memory (the file QEMU shares with the host) as a snapshot's flat memory image:
-/// byte for byte the guest's RAM, sparse where a page is all zeros, hashed in the same pass. Restores map
+/// byte for byte the guest's RAM, sparse where a 64 KiB block is all zeros, hashed in the same pass. Restores map
 /// the image instead of reading the memory out of a migration stream.
 /// </summary>
 internal static class MemoryImage
@@ -14,12 +14,14 @@ internal static class MemoryImage
     /// <summary>The image's file name in a snapshot.</summary>
     public const string FileName = "memory.bin";
 
-    private const int Page = 4096;
+    // Holes are left for all-zero 64 KiB blocks, not pages: measured here, a 256 MiB guest's image with
+    // 4 KiB holes takes 120 ms to write on ext4, with 64 KiB holes 30 ms, for 74 MB instead of 70 on disk.
+    private const int Block = 64 << 10;
     private const int Chunk = 4 << 20;
 
     /// <summary>
     /// Copies <paramref name="memory"/> (<paramref name="size"/> bytes) to the new file <paramref name="target"/>.
-    /// Only non-zero pages are written (a guest's free memory costs no disk); the checksum covers every byte.
+    /// Only blocks with data are written (a guest's free memory costs no disk); the checksum covers every byte.
     /// Read with pread, not mapped: mapping would fault in every page of the guest's memory one by one,
     /// which costs more than the copy. Each chunk is hashed and written on a second thread while the next is
     /// read (the guest is paused while this runs). Waits are awaits: a pool thread blocked on a task queued
@@ -29,7 +31,7 @@ internal static class MemoryImage
     {
         using var output = File.OpenHandle(target, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         RandomAccess.SetLength(output, size);
-        var hash = new XxHash128();
+        var hash = new Crc64();
         var buffers = new[] { new byte[Chunk], new byte[Chunk] };
         var pending = Task.CompletedTask;
         var current = 0;
@@ -47,24 +49,24 @@ internal static class MemoryImage
         return new SnapshotFile(Path.GetFileName(target), SnapshotFile.MemoryRole, size, FileChecksum.Format(hash));
     }
 
-    /// <summary>Hashes one chunk, then writes its runs of non-zero pages where they belong.</summary>
+    /// <summary>Hashes one chunk, then writes its runs of non-zero blocks where they belong.</summary>
     // Fully optimised from the first call: a save runs this loop a few dozen times, in a host whose
     // tiered JIT would otherwise run it unoptimised (several times slower) for the whole save.
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Store(ReadOnlySpan<byte> chunk, long offset, SafeFileHandle output, XxHash128 hash)
+    private static void Store(ReadOnlySpan<byte> chunk, long offset, SafeFileHandle output, Crc64 hash)
     {
         hash.Append(chunk);
         var run = -1;
-        for (var page = 0; ; page += Page)
+        for (var block = 0; ; block += Block)
         {
-            var zero = page >= chunk.Length || !chunk.Slice(page, Math.Min(Page, chunk.Length - page)).ContainsAnyExcept((byte)0);
-            if (!zero && run < 0) run = page;
+            var zero = block >= chunk.Length || !chunk.Slice(block, Math.Min(Block, chunk.Length - block)).ContainsAnyExcept((byte)0);
+            if (!zero && run < 0) run = block;
             if (zero && run >= 0)
             {
-                RandomAccess.Write(output, chunk[run..page], offset + run);
+                RandomAccess.Write(output, chunk[run..block], offset + run);
                 run = -1;
             }
-            if (page >= chunk.Length) break;
+            if (block >= chunk.Length) break;
         }
     }
 

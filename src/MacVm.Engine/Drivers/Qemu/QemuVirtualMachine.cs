@@ -230,7 +230,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         using var connection = await listener.AcceptAsync(ct).ConfigureAwait(false);
         await using var file = new FileStream(stateFile, FileMode.CreateNew, FileAccess.Write, FileShare.None, 0, FileOptions.Asynchronous);
-        var hash = new System.IO.Hashing.XxHash128();
+        var hash = new System.IO.Hashing.Crc64();
         long length = 0;
         // Two buffers: the next chunk is received while the last one is written and hashed (in parallel).
         var buffers = new[] { new byte[1 << 20], new byte[1 << 20] };
