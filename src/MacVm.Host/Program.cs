@@ -13,20 +13,22 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static int Main(string[] args)
     {
-        // As launched by the engine (exactly --vm-dir DIR): QEMU first, so that it starts (and loads a
-        // saved state) while our own start-up runs. Out of the terminal's session and without the
-        // launcher's descriptors before forking, so QEMU inherits neither.
-        var launched = args is ["--vm-dir", _];
+        // As launched by the engine (exactly --vm-dir DIR, and the pid of the QEMU its launcher started):
+        // QEMU first, so that it loads a saved state while our own start-up runs. Out of the terminal's
+        // session and without the launcher's descriptors before forking, so QEMU inherits neither.
+        var launched = args is ["--vm-dir", _] or ["--vm-dir", _, "--hypervisor-pid", _];
         if (launched)
         {
             Posix.DetachFromTerminal();
             Posix.CloseInheritedDescriptors();
             var log = new HostLog();
-            Engine.Drivers.Qemu.QemuEarlyStart.TryStart(Path.GetFullPath(args[1]), log.Write);
+            int? pid = args.Length == 4 && int.TryParse(args[3], System.Globalization.CultureInfo.InvariantCulture, out var p) ? p : null;
+            Engine.Drivers.Qemu.QemuEarlyStart.TryStart(Path.GetFullPath(args[1]), pid, log.Write);
         }
         var vmDir = new Option<DirectoryInfo>("--vm-dir") { Description = "The VM's folder in the store (holds vm.json).", Required = true };
         var foreground = new Option<bool>("--foreground") { Description = "Stay attached to the terminal and log to it (for debugging)." };
-        var root = new RootCommand("Runs one MacVm virtual machine and serves its control socket.") { vmDir, foreground };
+        var hypervisorPid = new Option<int?>("--hypervisor-pid") { Description = "The hypervisor process the launcher started for this host to adopt (set by the engine).", Hidden = true };
+        var root = new RootCommand("Runs one MacVm virtual machine and serves its control socket.") { vmDir, foreground, hypervisorPid };
         root.SetAction(result =>
         {
             var dir = result.GetValue(vmDir)!;

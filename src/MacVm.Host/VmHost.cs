@@ -102,22 +102,23 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         Screenshots = new ScreenshotService(this);
         try
         {
+            // Serve first, before anything else: the engine connects at once and waits for the boot while
+            // the host's first connection (StreamJsonRpc's start-up, tens of milliseconds of JIT) is set up
+            // beside the manifest reading and the hypervisor's start. Until then every answer says Starting.
+            VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
+            server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
+            server.Start();
             Config = ModelJson.Deserialize<VmConfiguration>(File.ReadAllText(_paths.Manifest), $"The manifest '{_paths.Manifest}'");
             // A machine state is loaded once: a later start must boot the disk as it is then.
             var restore = Config.Restore;
             if (restore is not null) VmStore.WriteVm(_paths, Config with { Restore = null });
             AtomicFile.WriteAllText(_paths.HostPid, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
             _console = new StreamWriter(new FileStream(_paths.ConsoleLog, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
 
             // The hypervisor first: the guest boots while the host does its bookkeeping.
             Machine = DriverRegistry.Get(Config.Driver).Create(Config, _paths, this);
             var starting = Machine.StartAsync(restore, _shutdown.Token);
             Update(s => s); // records Starting with our pid (the initial status)
-            server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
-            // Serve at once: the caller connects (and both sides warm up) while the hypervisor starts;
-            // it sees Starting until then, and vm.waitForBoot answers when the guest is up.
-            server.Start();
             if (Config.ScreenshotPort is { } screenshotPort) endpoint = StartScreenshotEndpoint(screenshotPort);
             using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx =>
             {

@@ -86,8 +86,10 @@ Import-Module (Join-Path $PSScriptRoot 'BenchmarkSupport.psm1') -Force
 
 # The events of host.log that a restore's timeline reports (Read-HostLogTimeline).
 $HostLogEvents = [ordered]@{
-    hostStarted     = '^MacVm\.Host '
-    qemuStarted     = '^QEMU started'
+    # The host's first line: adopting the QEMU its launcher started, or (without setsid/setpriv) its banner.
+    hostStarted     = '^(Adopted QEMU \(pid|MacVm\.Host )'
+    # QEMU started by the launcher runs before the host logs anything: then this is the host's first line too.
+    qemuStarted     = '^(QEMU started|Adopted QEMU \(pid)'
     qmpConnected    = '^QMP connected'
     migrationSetup  = '^QMP event MIGRATION .*"setup"'
     resumed         = '^QMP event RESUME'

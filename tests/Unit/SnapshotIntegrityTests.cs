@@ -86,4 +86,12 @@ public sealed class SnapshotIntegrityTests : IDisposable
         var right = legacy with { Checksum = "sha256:" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData("saved state"u8)).ToLowerInvariant() };
         Assert.Empty(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [right] }, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task AChecksumOfAnUnknownKindIsNamedNotTakenForDamage()
+    {
+        var snapshot = await SaveAsync("saved state");
+        var problem = Assert.Single(await SnapshotIntegrity.VerifyAsync(snapshot with { Files = [snapshot.Files[0] with { Checksum = "blake9:00" }] }, CancellationToken.None));
+        Assert.Contains("a checksum of a kind this version of MacVm does not know ('blake9:00')", problem.Problem);
+    }
 }

@@ -21,11 +21,12 @@ public interface IVmDriver
     IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events);
 
     /// <summary>
-    /// Called by the engine just before it launches a host for <paramref name="configuration"/>: a driver may
-    /// leave in the VM folder what lets the host start the hypervisor before its own start-up (QEMU: its
-    /// command line). Optional; the host starts the hypervisor the ordinary way when nothing was left.
+    /// Called by the engine just before it launches a host for <paramref name="configuration"/>. A driver whose
+    /// hypervisor is a process of its own may leave in the VM folder what the host needs to adopt it, and return
+    /// the command that starts it: the launcher then starts it before the host's runtime starts, as a child of
+    /// what becomes the host (QEMU). Optional; null (the default) means the host starts the hypervisor itself.
     /// </summary>
-    void PrepareLaunch(VmConfiguration configuration, VmPaths paths) { }
+    IReadOnlyList<string>? PrepareLaunch(VmConfiguration configuration, VmPaths paths) => null;
 }
 
 /// <summary>What a running VM tells the host about itself.</summary>

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Text.Json.Serialization;
 using MacVm.Engine.Operations;
 using StreamJsonRpc;
 using StreamJsonRpc.Protocol;
@@ -114,6 +115,8 @@ public static class HostRpc
         var f = new CopyingSystemTextJsonFormatter();
         f.JsonSerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
         f.JsonSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+        f.JsonSerializerOptions.TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
+            HostProtocolJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         return f;
     }
 }
@@ -136,4 +139,26 @@ internal sealed class CopyingSystemTextJsonFormatter : SystemTextJsonFormatter, 
     // JsonDocument copies a multi-segment buffer itself; only a single segment is used in place.
     private static System.Buffers.ReadOnlySequence<byte> Own(System.Buffers.ReadOnlySequence<byte> buffer) =>
         buffer.IsSingleSegment ? new System.Buffers.ReadOnlySequence<byte>(buffer.First.ToArray()) : buffer;
+}
+
+/// <summary>
+/// Serialisation code generated at build time for what travels on the control socket: with reflection, a
+/// host's first answers (vm.waitForBoot on a restore's critical path, the first ping) cost it tens of
+/// milliseconds of reflection and emitted code. Anything not listed falls back to reflection.
+/// </summary>
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]
+[JsonSerializable(typeof(VmStatus))]
+[JsonSerializable(typeof(StopRequest))]
+[JsonSerializable(typeof(SaveRequest))]
+[JsonSerializable(typeof(SaveResult))]
+[JsonSerializable(typeof(GuestCommandResult))]
+[JsonSerializable(typeof(GuestPingResult))]
+[JsonSerializable(typeof(ScreenshotRequest))]
+[JsonSerializable(typeof(MacVmScreenshot))]
+[JsonSerializable(typeof(NetworkAttachment))]
+[JsonSerializable(typeof(GuestIpConfiguration))]
+[JsonSerializable(typeof(int))]
+[JsonSerializable(typeof(string))]
+internal sealed partial class HostProtocolJsonContext : JsonSerializerContext
+{
 }

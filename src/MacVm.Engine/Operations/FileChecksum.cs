@@ -22,6 +22,10 @@ public static class FileChecksum
     /// <summary>Formats a finished CRC-64 as a manifest checksum.</summary>
     public static string Format(Crc64 crc) => Crc64Prefix + crc.GetCurrentHashAsUInt64().ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>True when this version can compute checksums like <paramref name="checksum"/> (CRC-64, or SHA-256 of old manifests).</summary>
+    public static bool IsKnown(string checksum) =>
+        checksum.StartsWith(Crc64Prefix, StringComparison.Ordinal) || checksum.StartsWith(Sha256Prefix, StringComparison.Ordinal);
+
     /// <summary>Computes the checksum of <paramref name="path"/> with the algorithm <paramref name="like"/> names (default CRC-64).</summary>
     public static async Task<string> ComputeAsync(string path, CancellationToken ct, string? like = null)
     {

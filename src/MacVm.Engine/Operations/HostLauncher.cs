@@ -30,7 +30,14 @@ public static class HostLauncher
     /// Launches the host for the VM in <paramref name="paths"/> and returns a client connected to it.
     /// A host that dies first becomes a HostFailed error quoting the end of its log.
     /// </summary>
-    public static async Task<HostClient> LaunchAsync(VmPaths paths, CancellationToken ct)
+    /// <param name="paths">The VM.</param>
+    /// <param name="hypervisor">
+    /// A command to start just before the host, as a child of the launcher that then becomes the host
+    /// (<c>exec</c>), so that the hypervisor starts while the host's runtime does; the host gets its pid
+    /// (<c>--hypervisor-pid</c>) and its output goes to qemu.log. Null: the host starts the hypervisor.
+    /// </param>
+    /// <param name="ct">Cancels.</param>
+    public static async Task<HostClient> LaunchAsync(VmPaths paths, IReadOnlyList<string>? hypervisor, CancellationToken ct)
     {
         var exe = FindHostExecutable();
         AtomicFile.TryDelete(paths.ControlSocket);
@@ -40,8 +47,10 @@ public static class HostLauncher
         // runtime starts: the runtime keeps copies of them, and a copy of the caller's stdout pipe
         // would keep whoever reads that pipe (a shell pipeline, a test) waiting for ever.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        foreach (var arg in new[] { "-c", "exec \"$0\" --vm-dir \"$1\" </dev/null >>\"$2\" 2>&1", exe, paths.Directory, paths.HostLog })
-            psi.ArgumentList.Add(arg);
+        var launch = hypervisor is { Count: > 0 }
+            ? new[] { "-c", "h=$0 d=$1 l=$2 q=$3; shift 4; \"$@\" </dev/null >\"$q\" 2>&1 & exec \"$h\" --vm-dir \"$d\" --hypervisor-pid $! </dev/null >>\"$l\" 2>&1", exe, paths.Directory, paths.HostLog, paths.QemuLog }.Concat(hypervisor)
+            : new[] { "-c", "exec \"$0\" --vm-dir \"$1\" </dev/null >>\"$2\" 2>&1", exe, paths.Directory, paths.HostLog };
+        foreach (var arg in launch) psi.ArgumentList.Add(arg);
         // The host runs on the runtime this process runs on, wherever that is installed.
         if (DotnetRoot() is { } root) psi.Environment["DOTNET_ROOT"] = root;
         // The runtime re-compiles hot methods (tier 1) 100 ms after start-up calms down, in the middle of

@@ -280,8 +280,8 @@ public sealed class VmManager
             ScreenshotEndpoint.CheckPortFree(config.ScreenshotPort, name);
             CleanUpLeftovers(paths);
             reporter.Progress(new OperationProgress(activity, title, "Starting the host process", 30));
-            DriverRegistry.Get(config.Driver).PrepareLaunch(config, paths);
-            var client = await HostLauncher.LaunchAsync(paths, ct).ConfigureAwait(false);
+            var hypervisor = DriverRegistry.Get(config.Driver).PrepareLaunch(config, paths);
+            var client = await HostLauncher.LaunchAsync(paths, hypervisor, ct).ConfigureAwait(false);
             await using (client.ConfigureAwait(false))
             {
                 reporter.Progress(new OperationProgress(activity, title, "Waiting for the guest to boot", 60));

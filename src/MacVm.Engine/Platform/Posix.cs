@@ -73,6 +73,24 @@ public static partial class Posix
     /// <summary>SIGKILL.</summary>
     public const int SigKill = 9;
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int waitpid(int pid, out int status, int options);
+
+    /// <summary>
+    /// Waits for a child of this process that .NET did not start (one forked before this process's exec)
+    /// and reaps it. Returns its exit code, or 128 + the signal that killed it, as a shell reports them;
+    /// -1 when it is not a child of this process. Blocks: call it on a thread of its own.
+    /// </summary>
+    public static int WaitForChild(int pid)
+    {
+        while (true)
+        {
+            if (waitpid(pid, out var status, 0) == pid)
+                return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+            if (Marshal.GetLastPInvokeError() != 4) return -1; // anything but EINTR
+        }
+    }
+
     /// <summary>SIGTERM.</summary>
     public const int SigTerm = 15;
 

@@ -38,6 +38,8 @@ public sealed class VmPaths
     public string HostLog => Combine(Directory, "host.log");
     /// <summary>Everything the guest printed on its serial console.</summary>
     public string ConsoleLog => Combine(Directory, "console.log");
+    /// <summary>What QEMU printed, when the launcher started it (the host reads it when QEMU exits).</summary>
+    public string QemuLog => Combine(Directory, "qemu.log");
     /// <summary>The host's pid.</summary>
     public string HostPid => Combine(Directory, "host.pid");
     /// <summary>The host's JSON-RPC control socket.</summary>

@@ -91,10 +91,24 @@ public sealed class QemuDriver : IVmDriver
             throw new IOException($"qemu-img could not create the disk overlay '{target}': {(await stderr.ConfigureAwait(false)).Trim()}");
     }
 
-    /// <summary>Leaves QEMU's command line for the host, which starts it first thing (<see cref="QemuEarlyStart"/>).</summary>
-    public void PrepareLaunch(VmConfiguration configuration, VmPaths paths) =>
-        QemuEarlyStart.WritePlan(paths, QemuInstallation.FindSystem(),
-            QemuCommandLine.Build(configuration, paths, ResolveAccelerator(configuration.Accelerator), configuration.Restore));
+    /// <summary>
+    /// Leaves QEMU's command line (and, for a restore, the state to load) for the host, and returns the
+    /// command that starts that QEMU from the launcher, before the host's runtime starts: in a session of
+    /// its own (a terminal's Ctrl+C must not reach it) and dying with its parent, which becomes the host
+    /// (<see cref="QemuEarlyStart"/>). Null when setsid or setpriv is missing: the host then starts QEMU.
+    /// </summary>
+    public IReadOnlyList<string>? PrepareLaunch(VmConfiguration configuration, VmPaths paths)
+    {
+        var executable = QemuInstallation.FindSystem();
+        var arguments = QemuCommandLine.Build(configuration, paths, ResolveAccelerator(configuration.Accelerator), configuration.Restore);
+        // QEMU binds its sockets there (a short runtime folder when the VM folder is too deep for them).
+        VmStore.CreatePrivateDirectory(paths.SocketDirectory);
+        QemuVirtualMachine.PrepareFiles(paths);
+        QemuEarlyStart.WritePlan(paths, executable, arguments, configuration.Restore);
+        if (!OperatingSystem.IsLinux() || QemuInstallation.FindOnPath("setsid") is not { } setsid || QemuInstallation.FindOnPath("setpriv") is not { } setpriv)
+            return null;
+        return [setsid, setpriv, "--pdeathsig", "KILL", "--", executable, .. arguments];
+    }
 
     /// <inheritdoc/>
     public IVirtualMachine Create(VmConfiguration configuration, VmPaths paths, IVmEventSink events) =>

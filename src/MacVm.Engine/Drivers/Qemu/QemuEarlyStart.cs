@@ -1,30 +1,46 @@
+using System.Net.Sockets;
 using MacVm.Engine.Store;
 
 namespace MacVm.Engine.Drivers.Qemu;
 
 /// <summary>
-/// Starts QEMU before the host's own start-up. The engine computes QEMU's command line when it launches
-/// a host (<see cref="QemuDriver.PrepareLaunch"/>) and leaves it in the VM folder; the host's first act
-/// is to start it, so QEMU's start and the loading of a saved state overlap the host's runtime start,
-/// argument parsing and manifest reading (about 50 ms of a restore). The VM object later adopts that
-/// QEMU if its own command line is the same, and otherwise ends it and starts its own.
+/// Starts QEMU, and loads a restore's state, before the host's own start-up. When the engine launches a
+/// host it writes the plan (<see cref="QemuDriver.PrepareLaunch"/>): QEMU's command line and, for a
+/// restore, the state to load. Its launcher starts that QEMU itself, before the host's runtime even
+/// starts, and hands the pid to the host; the host's first act is to adopt it (or, when the launcher
+/// could not, to start it) and, for a restore, to load the state and resume the guest on a thread of its
+/// own while the rest of the host starts. The VM object later adopts both if its own command line is the
+/// same, and otherwise ends that QEMU and starts its own.
 /// </summary>
 public static class QemuEarlyStart
 {
-    /// <summary>The plan's file name in the VM folder: the executable and its arguments, NUL-separated.</summary>
+    /// <summary>The plan's file name in the VM folder.</summary>
     public const string PlanFileName = "qemu.launch";
 
-    private static QemuProcess? s_started;
+    private const string Boot = "boot";
+    private const string Restore = "restore";
+    private const string RestoreMemoryImage = "restore-memory-image";
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
 
-    /// <summary>Writes the plan for the next host start (atomically; the folder is private).</summary>
-    internal static void WritePlan(VmPaths paths, string executable, IReadOnlyList<string> arguments) =>
-        AtomicFile.WriteAllText(Path.Combine(paths.Directory, PlanFileName), string.Join('\0', arguments.Prepend(executable)));
+    private static EarlyQemu? s_started;
 
     /// <summary>
-    /// Called first thing by the host: starts the planned QEMU, if there is a plan, and consumes it;
-    /// <paramref name="log"/> hears when it runs.
+    /// Writes the plan for the next host start (atomically; the folder is private): NUL-separated, the
+    /// kind (boot, restore, restore-memory-image), the state file (empty for boot), QEMU and its arguments.
     /// </summary>
-    public static void TryStart(string vmDirectory, Action<string> log)
+    internal static void WritePlan(VmPaths paths, string executable, IReadOnlyList<string> arguments, RestoreSpec? restore)
+    {
+        var kind = restore is null ? Boot : QemuCommandLine.MapsMemoryImage(restore) ? RestoreMemoryImage : Restore;
+        AtomicFile.WriteAllText(Path.Combine(paths.Directory, PlanFileName),
+            string.Join('\0', new[] { kind, restore?.StatePath ?? "", executable }.Concat(arguments)));
+    }
+
+    /// <summary>
+    /// Called first thing by the host: adopts the planned QEMU the launcher started (pid
+    /// <paramref name="launchedPid"/>) or starts it, consumes the plan, and begins loading a restore's
+    /// state; <paramref name="log"/> hears what happened.
+    /// </summary>
+    public static void TryStart(string vmDirectory, int? launchedPid, Action<string> log)
     {
         var plan = Path.Combine(vmDirectory, PlanFileName);
         string text;
@@ -38,24 +54,95 @@ public static class QemuEarlyStart
             return;
         }
         var parts = text.Split('\0');
-        if (parts.Length < 2) return;
+        if (parts.Length < 4) return;
+        var (kind, stateFile, executable, arguments) = (parts[0], parts[1], parts[2], parts[3..]);
         var paths = new VmPaths(vmDirectory);
-        // QEMU binds its sockets there (a short runtime folder when the VM folder is too deep for them).
-        VmStore.CreatePrivateDirectory(paths.SocketDirectory);
-        QemuVirtualMachine.PrepareFiles(paths);
-        var started = QemuProcess.Start(parts[0], parts[1..]);
-        _ = started.Launched.ContinueWith(t => log($"QEMU started early, by the host's first act (pid {t.Result.Id})."),
-            CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        QemuProcess qemu;
+        if (launchedPid is { } pid)
+        {
+            qemu = QemuProcess.Adopt(pid, executable, arguments, paths.QemuLog);
+            log($"Adopted QEMU (pid {pid}), started by the launcher before the host.");
+        }
+        else
+        {
+            // QEMU binds its sockets there (a short runtime folder when the VM folder is too deep for them).
+            VmStore.CreatePrivateDirectory(paths.SocketDirectory);
+            QemuVirtualMachine.PrepareFiles(paths);
+            qemu = QemuProcess.Start(executable, arguments);
+            _ = qemu.Launched.ContinueWith(t => log($"QEMU started early, by the host's first act (pid {t.Result})."),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        }
+        var started = new EarlyQemu(qemu, kind == Boot ? null : stateFile);
+        if (started.StateFile is { } state)
+            started.Restored = Task.Run(() => RestoreAsync(started, paths, state, kind == RestoreMemoryImage, log));
         s_started = started;
     }
 
     /// <summary>The early QEMU if it was started with exactly this command line; one started with another is ended.</summary>
-    internal static QemuProcess? Take(string executable, IReadOnlyList<string> arguments)
+    internal static EarlyQemu? Take(string executable, IReadOnlyList<string> arguments)
     {
         var started = Interlocked.Exchange(ref s_started, null);
         if (started is null) return null;
-        if (started.Executable == executable && started.Arguments.SequenceEqual(arguments)) return started;
-        _ = started.Launched.ContinueWith(_ => started.Kill(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        var qemu = started.Process;
+        if (qemu.Executable == executable && qemu.Arguments.SequenceEqual(arguments)) return started;
+        _ = qemu.Launched.ContinueWith(_ => qemu.Kill(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         return null;
     }
+
+    /// <summary>
+    /// Connects to the early QEMU (serial console first: what the guest prints before anyone listens is
+    /// lost), loads the state and resumes the guest. Any failure is the restore's: the host then cold-boots.
+    /// </summary>
+    private static async Task<EarlyConnection> RestoreAsync(EarlyQemu early, VmPaths paths, string stateFile, bool memoryImage, Action<string> log)
+    {
+        var qemu = early.Process;
+        var alive = () => !qemu.Ended.IsCompleted;
+        Socket? serial = null;
+        QmpClient? qmp = null;
+        try
+        {
+            serial = await UnixSocket.ConnectWithRetryAsync(paths.SerialSocket, ConnectTimeout, alive, CancellationToken.None).ConfigureAwait(false);
+            QemuMigration? migration = null;
+            qmp = await QmpClient.ConnectAsync(paths.QmpSocket, (name, data) =>
+            {
+                migration?.OnEvent(name, data);
+                if (early.EventSink is { } sink) sink(name, data);
+                else log($"QMP event {name} {data?.ToJsonString()}");
+            }, ConnectTimeout, alive, CancellationToken.None).ConfigureAwait(false);
+            log("QMP connected; loading the state.");
+            migration = new QemuMigration(qmp, qemu.Ended);
+            await migration.LoadAndResumeAsync(stateFile, memoryImage, qemu.OutputTail, CancellationToken.None).ConfigureAwait(false);
+            log($"Machine state loaded from '{stateFile}' and resumed, by the host's first act.");
+            return new EarlyConnection(qmp, migration, serial);
+        }
+        catch (Exception ex)
+        {
+            serial?.Dispose();
+            if (qmp is not null) await qmp.DisposeAsync().ConfigureAwait(false);
+            qemu.Kill();
+            if (ex is RestoreFailedException) throw;
+            // QEMU that fails at start (a memory image it cannot map, say) exits: its words say why.
+            await Task.WhenAny(qemu.Ended, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+            throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}': {ex.Message}{qemu.OutputTail()}", ex);
+        }
+    }
 }
+
+/// <summary>A QEMU started before the VM object existed, and the restore it is loading.</summary>
+internal sealed class EarlyQemu(QemuProcess process, string? stateFile)
+{
+    /// <summary>The QEMU.</summary>
+    public QemuProcess Process { get; } = process;
+
+    /// <summary>The state being loaded, or null for a boot.</summary>
+    public string? StateFile { get; } = stateFile;
+
+    /// <summary>Completes once the state is loaded and the guest resumed (a restore only).</summary>
+    public Task<EarlyConnection>? Restored { get; set; }
+
+    /// <summary>Who hears QEMU's events once the VM object has adopted the connection.</summary>
+    public Action<string, System.Text.Json.Nodes.JsonObject?>? EventSink { get; set; }
+}
+
+/// <summary>The connections a restore made before the VM object existed, handed over to it.</summary>
+internal sealed record EarlyConnection(QmpClient Qmp, QemuMigration Migration, Socket Serial);

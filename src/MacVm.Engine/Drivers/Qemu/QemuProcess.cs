@@ -1,21 +1,24 @@
 using System.Diagnostics;
+using MacVm.Engine.Platform;
 
 namespace MacVm.Engine.Drivers.Qemu;
 
 /// <summary>
-/// A QEMU child process. It is forked from a thread that lives exactly as long as QEMU, under
-/// <c>setpriv --pdeathsig KILL</c>: the death signal fires when the forking thread ends, not the
-/// process, so QEMU dies with its host and only then. What QEMU prints is kept until someone reads it,
-/// so a QEMU started before the VM object exists (<see cref="QemuEarlyStart"/>) loses nothing.
+/// A QEMU child process of the host, however it was started: by the host (<see cref="Start"/>), or by the
+/// engine's launcher just before the host's own start (<see cref="Adopt"/>). Either way it runs under
+/// <c>setpriv --pdeathsig KILL</c> and dies with the thread that forked it, which lives exactly as long as
+/// the host. What QEMU prints is kept until someone reads it, so a QEMU started before the VM object
+/// exists loses nothing.
 /// </summary>
 internal sealed class QemuProcess
 {
-    private readonly TaskCompletionSource<Process> _launched = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly TaskCompletionSource<Process?> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<int> _launched = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<int?> _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _gate = new();
     private readonly List<string> _unread = new();
     private readonly Queue<string> _tail = new();
     private Action<string>? _output;
+    private Process? _process;
 
     private QemuProcess(string executable, IReadOnlyList<string> arguments)
     {
@@ -29,17 +32,44 @@ internal sealed class QemuProcess
     /// <summary>QEMU's arguments.</summary>
     public IReadOnlyList<string> Arguments { get; }
 
-    /// <summary>Completes with the process once it runs; faults (IOException) when it could not be started.</summary>
-    public Task<Process> Launched => _launched.Task;
+    /// <summary>Completes with QEMU's pid once it runs; faults (IOException) when it could not be started.</summary>
+    public Task<int> Launched => _launched.Task;
 
-    /// <summary>Completes when QEMU has exited (with its process), or with null when it never started.</summary>
-    public Task<Process?> Ended => _ended.Task;
+    /// <summary>
+    /// Completes when QEMU has exited, with its exit code (128 + the signal when a signal ended it), or
+    /// with null when it never started.
+    /// </summary>
+    public Task<int?> Ended => _ended.Task;
 
-    /// <summary>Starts QEMU on its own thread and returns at once.</summary>
+    /// <summary>Starts QEMU on a thread of its own (its parent for life) and returns at once.</summary>
     public static QemuProcess Start(string executable, IReadOnlyList<string> arguments)
     {
         var qemu = new QemuProcess(executable, arguments);
         new Thread(qemu.Run) { IsBackground = true, Name = "qemu-parent" }.Start();
+        return qemu;
+    }
+
+    /// <summary>
+    /// Takes over the QEMU (pid <paramref name="pid"/>) that the launcher forked before it became this
+    /// process; its output went to <paramref name="outputFile"/>, read when it exits.
+    /// </summary>
+    public static QemuProcess Adopt(int pid, string executable, IReadOnlyList<string> arguments, string outputFile)
+    {
+        var qemu = new QemuProcess(executable, arguments);
+        qemu._launched.TrySetResult(pid);
+        new Thread(() =>
+        {
+            var code = Posix.WaitForChild(pid);
+            try
+            {
+                foreach (var line in File.ReadLines(outputFile)) qemu.Record(line);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                qemu.Record($"(its output '{outputFile}' could not be read: {ex.Message})");
+            }
+            qemu._ended.TrySetResult(code < 0 ? null : code);
+        }) { IsBackground = true, Name = "qemu-reaper" }.Start();
         return qemu;
     }
 
@@ -64,10 +94,16 @@ internal sealed class QemuProcess
     /// <summary>Ends QEMU at once (no-op when it is not running).</summary>
     public void Kill()
     {
-        if (_launched.Task.IsCompletedSuccessfully && _launched.Task.Result is { HasExited: false } process)
+        // Until QEMU is reaped its pid cannot belong to another process.
+        if (!_launched.Task.IsCompletedSuccessfully || _ended.Task.IsCompleted) return;
+        if (_process is { } process)
         {
             try { process.Kill(); }
             catch (InvalidOperationException) { /* exited meanwhile */ }
+        }
+        else
+        {
+            Posix.Signal(_launched.Task.Result, Posix.SigKill);
         }
     }
 
@@ -101,9 +137,11 @@ internal sealed class QemuProcess
             _ended.TrySetResult(null);
             return;
         }
-        _launched.TrySetResult(process);
+        _process = process;
+        _launched.TrySetResult(process.Id);
         process.WaitForExit();
-        _ended.TrySetResult(process);
+        _ended.TrySetResult(process.ExitCode);
+        process.Dispose();
     }
 
     private void Record(string? line)

@@ -17,8 +17,9 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     private readonly TaskCompletionSource<HypervisorExit> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stopping = new();
     private QemuProcess? _qemu;
-    private Process? _process;
+    private int? _pid;
     private QmpClient? _qmp;
+    private QemuMigration? _migration;
     private Task? _serialPump;
     private volatile bool _guestShutdown;
 
@@ -31,7 +32,7 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
 
     public string? Accelerator { get; private set; }
 
-    public int? HypervisorProcessId => _process?.Id;
+    public int? HypervisorProcessId => _pid;
 
     public Task<HypervisorExit> Exited => _exited.Task;
 
@@ -47,28 +48,31 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         // (the guest is still loading its state or booting then).
         _nic = UnixSocket.BindDatagram(_paths.NicHostSocket);
         _nat = UnixSocket.BindDatagram(_paths.NatHostSocket);
-        _qemu = early ?? QemuProcess.Start(qemu, args);
+        _qemu = early?.Process ?? QemuProcess.Start(qemu, args);
         _qemu.AttachOutput(line => _events.Log("qemu: " + line));
-        _ = _qemu.Ended.ContinueWith(t => _exited.TrySetResult(t.Result is { } ended
-            ? new HypervisorExit(_guestShutdown, DescribeExit(ended))
+        _ = _qemu.Ended.ContinueWith(t => _exited.TrySetResult(t.Result is { } code
+            ? new HypervisorExit(_guestShutdown, DescribeExit(code))
             : new HypervisorExit(false, "QEMU did not start" + QemuOutputTail())), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        _process = await _qemu.Launched.ConfigureAwait(false);
-        _events.Log($"{(early is null ? "QEMU started" : "Adopted the QEMU started early")} (pid {_process.Id}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
+        var pid = await _qemu.Launched.ConfigureAwait(false);
+        _pid = pid;
+        _events.Log($"{(early is null ? "QEMU started" : "Adopted the QEMU started early")} (pid {pid}, accelerator {Accelerator}): {qemu} {string.Join(' ', args)}");
 
+        if (early?.Restored is { } restored && restore is not null && early.StateFile == restore.StatePath)
+        {
+            await AdoptRestoreAsync(early, restored, restore, ct).ConfigureAwait(false);
+            return;
+        }
         var alive = () => !_exited.Task.IsCompleted;
         try
         {
             // The serial socket first: output sent before anyone is connected is lost.
             var serial = await UnixSocket.ConnectWithRetryAsync(_paths.SerialSocket, ConnectTimeout, alive, ct).ConfigureAwait(false);
             _serialPump = Task.Run(() => PumpSerialAsync(serial), CancellationToken.None);
-            _qmp = await QmpClient.ConnectAsync(_paths.QmpSocket, OnQmpEvent, ConnectTimeout, alive, ct).ConfigureAwait(false);
+            _qmp = await QmpClient.ConnectAsync(_paths.QmpSocket, (name, data) => { _migration?.OnEvent(name, data); OnQmpEvent(name, data); }, ConnectTimeout, alive, ct).ConfigureAwait(false);
+            _migration = new QemuMigration(_qmp, _exited.Task);
             var status = await _qmp.ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
             _events.Log($"QMP connected; status {status?["status"]}");
-            // QEMU has bound its ends by now: from here on only its frames reach the host's sockets.
-            await _nic.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
-            await _nat.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
-            // QEMU answered QMP, so it has made its memory: keep it reachable for saves, and take its name away.
-            if (!QemuCommandLine.MapsMemoryImage(restore)) _sharedMemory = OpenSharedMemory(_paths.SharedMemoryFile);
+            await ConnectToQemuReadyAsync(restore, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is IOException or TimeoutException or QmpException or SocketException)
         {
@@ -80,6 +84,48 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             throw new IOException($"QEMU did not come up: {exit}{QemuDriver.AcceleratorHint(Accelerator)}", ex);
         }
         if (restore is not null) await LoadStateAsync(restore.StatePath, QemuCommandLine.MapsMemoryImage(restore), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Takes over what the host's first act did for a restore (<see cref="QemuEarlyStart"/>): QEMU has loaded
+    /// the state and the guest runs. A state that did not load is this restore's failure, as ever.
+    /// </summary>
+    private async Task AdoptRestoreAsync(EarlyQemu early, Task<EarlyConnection> restored, RestoreSpec restore, CancellationToken ct)
+    {
+        EarlyConnection connection;
+        try
+        {
+            connection = await restored.ConfigureAwait(false);
+        }
+        catch (RestoreFailedException)
+        {
+            Kill();
+            throw;
+        }
+        _qmp = connection.Qmp;
+        _migration = connection.Migration;
+        early.EventSink = OnQmpEvent;
+        _serialPump = Task.Run(() => PumpSerialAsync(connection.Serial), CancellationToken.None);
+        try
+        {
+            await ConnectToQemuReadyAsync(restore, ct).ConfigureAwait(false);
+        }
+        catch (SocketException ex)
+        {
+            Kill();
+            throw new IOException($"QEMU went away after loading the state: {ex.Message}{QemuOutputTail()}", ex);
+        }
+        _events.Log($"Machine state loaded from '{restore.StatePath}' and resumed (adopted).");
+    }
+
+    /// <summary>Once QEMU answers QMP: plugs the host's frame sockets into QEMU's, and takes hold of the guest's memory file.</summary>
+    private async Task ConnectToQemuReadyAsync(RestoreSpec? restore, CancellationToken ct)
+    {
+        // QEMU has bound its ends by now: from here on only its frames reach the host's sockets.
+        await _nic!.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NicSocket), ct).ConfigureAwait(false);
+        await _nat!.ConnectAsync(new UnixDomainSocketEndPoint(_paths.NatSocket), ct).ConfigureAwait(false);
+        // QEMU answered QMP, so it has made its memory: keep it reachable for saves, and take its name away.
+        if (!QemuCommandLine.MapsMemoryImage(restore)) _sharedMemory = OpenSharedMemory(_paths.SharedMemoryFile);
     }
 
     /// <summary>Clears what a previous run of this VM may have left where QEMU is about to create its files.</summary>
@@ -115,23 +161,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     {
         try
         {
-            var ended = await StartMigrationAsync("migrate-incoming", "exec:cat " + ShellQuote(stateFile), memoryMapped, ct).ConfigureAwait(false);
-            while (true)
-            {
-                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
-                var status = (await Qmp().ExecuteAsync("query-status", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
-                if (status == "paused") break;
-                var migration = (await Qmp().ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false))?["status"]?.GetValue<string>();
-                if (migration == "failed" || _exited.Task.IsCompleted)
-                    throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}'{QemuOutputTail()}");
-            }
-            await Qmp().ExecuteAsync("cont", null, ct).ConfigureAwait(false);
+            await Migration().LoadAndResumeAsync(stateFile, memoryMapped, QemuOutputTail, ct).ConfigureAwait(false);
             _events.Log($"Machine state loaded from '{stateFile}' and resumed.");
-        }
-        catch (QmpException ex)
-        {
-            Kill();
-            throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}': {ex.Message}{QemuOutputTail()}", ex);
         }
         catch (RestoreFailedException)
         {
@@ -179,10 +210,10 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         var receiver = ReceiveStateAsync(listener, stateFile, receiving.Token);
         try
         {
-            var ended = await StartMigrationAsync("migrate", "unix:" + receiverPath, sharedMemory is not null, ct).ConfigureAwait(false);
+            var ended = await Migration().StartAsync("migrate", "unix:" + receiverPath, sharedMemory is not null, ct).ConfigureAwait(false);
             while (true)
             {
-                await NextMigrationCheckAsync(ended, ct).ConfigureAwait(false);
+                await Migration().NextCheckAsync(ended, ct).ConfigureAwait(false);
                 var info = await qmp.ExecuteAsync("query-migrate", null, ct).ConfigureAwait(false);
                 var status = info?["status"]?.GetValue<string>();
                 if (status == "completed") break;
@@ -270,13 +301,10 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         return new SnapshotFile(Path.GetFileName(stateFile), SnapshotFile.StateRole, length, Operations.FileChecksum.Format(hash));
     }
 
-    private static string ShellQuote(string path) => "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-
-    private string DescribeExit(Process process)
+    private string DescribeExit(int code)
     {
-        var code = process.ExitCode;
         var how = code > 128 ? $"was killed by signal {code - 128}" : $"exited with code {code}";
-        return $"QEMU (pid {process.Id}) {how}{QemuOutputTail()}";
+        return $"QEMU (pid {_pid}) {how}{QemuOutputTail()}";
     }
 
     private string QemuOutputTail() => _qemu?.OutputTail() ?? "";
@@ -284,46 +312,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     /// <summary>The sockets QEMU binds for a VM (stale ones are deleted before it starts).</summary>
     internal static string[] SocketsOf(VmPaths paths) => [paths.QmpSocket, paths.SerialSocket, paths.AgentSocket, paths.GuestIpSocket, paths.NicSocket, paths.NatSocket];
 
-    private TaskCompletionSource? _migrationEnded;
-
-    /// <summary>
-    /// Starts a migration (<paramref name="command"/> is migrate or migrate-incoming) with QEMU's MIGRATION
-    /// events on; the task returned completes when one says the migration ended. Waiting on it instead of
-    /// polling every few milliseconds saves the host's CPU while QEMU streams, and answers at once.
-    /// </summary>
-    /// <param name="command">migrate or migrate-incoming.</param>
-    /// <param name="uri">Where the stream goes or comes from.</param>
-    /// <param name="memoryInFile">
-    /// The memory stays out of the stream (x-ignore-shared): it is in a file both sides map. Both ends of
-    /// a migration must agree on this, so a snapshot with a memory image loads with it on, one without off.
-    /// </param>
-    /// <param name="ct">Cancels.</param>
-    private async Task<Task> StartMigrationAsync(string command, string uri, bool memoryInFile, CancellationToken ct)
-    {
-        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref _migrationEnded, ended);
-        await Qmp().ExecuteAsync("migrate-set-capabilities", new JsonObject
-        {
-            ["capabilities"] = new JsonArray(
-                new JsonObject { ["capability"] = "events", ["state"] = true },
-                new JsonObject { ["capability"] = "x-ignore-shared", ["state"] = memoryInFile }),
-        }, ct).ConfigureAwait(false);
-        await Qmp().ExecuteAsync(command, new JsonObject { ["uri"] = uri }, ct).ConfigureAwait(false);
-        return ended.Task;
-    }
-
-    /// <summary>Returns when the migration ended, or after a while anyway (the caller then asks QEMU).</summary>
-    private async Task NextMigrationCheckAsync(Task ended, CancellationToken ct)
-    {
-        if (ended.IsCompleted) await Task.Delay(1, ct).ConfigureAwait(false);
-        else await Task.WhenAny(ended, _exited.Task, Task.Delay(50, ct)).ConfigureAwait(false);
-        ct.ThrowIfCancellationRequested();
-    }
-
     private void OnQmpEvent(string name, JsonObject? data)
     {
-        if (name == "MIGRATION" && data?["status"]?.GetValue<string>() is "completed" or "failed" or "cancelled")
-            Volatile.Read(ref _migrationEnded)?.TrySetResult();
         if (name == "SHUTDOWN" && data?["guest"]?.GetValue<bool>() == true) _guestShutdown = true;
         _events.Log($"QMP event {name} {data?.ToJsonString()}");
     }
@@ -350,6 +340,8 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     public Task RequestShutdownAsync(CancellationToken ct) => Qmp().ExecuteAsync("system_powerdown", null, ct);
 
     private QmpClient Qmp() => _qmp ?? throw new InvalidOperationException("QEMU is not connected.");
+
+    private QemuMigration Migration() => _migration ?? throw new InvalidOperationException("QEMU is not connected.");
 
     public void Kill()
     {
@@ -456,7 +448,6 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
         if (_sharedMemory is not null) await _sharedMemory.DisposeAsync().ConfigureAwait(false);
         AtomicFile.TryDelete(_paths.NicHostSocket);
         AtomicFile.TryDelete(_paths.NatHostSocket);
-        _process?.Dispose();
         _stopping.Dispose();
         _capturing.Dispose();
     }
