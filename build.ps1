@@ -49,12 +49,19 @@ function Invoke-Build {
     Invoke-Native dotnet @('build', (Join-Path $Root 'src/MacVm.Cmdlets'), '-c', $Configuration, '--nologo', '-v', 'quiet')
     if (Test-Path $ModuleDir) { Remove-Item -Recurse -Force $ModuleDir }
     $null = New-Item -ItemType Directory -Force $ModuleDir, (Join-Path $ModuleDir 'en-US')
-    # The host and the engine with its dependencies go to lib/, loaded in their own load context.
-    # ReadyToRun for the runtime this pwsh runs on (and so the hosts it launches).
-    $hostFramework = if ([Environment]::Version.Major -ge 10) { 'net10.0' } else { 'net8.0' }
     $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+    $lib = Join-Path $ModuleDir 'lib'
+    # The engine with its dependencies, which pwsh loads in their own load context: ReadyToRun for the
+    # runtime this pwsh runs on (a runtime of another major version ignores ReadyToRun code).
+    $engineFramework = if ([Environment]::Version.Major -ge 10) { 'net10.0' } else { 'net8.0' }
+    Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Engine'), '-c', $Configuration, '--nologo', '-v', 'quiet',
+        '-f', $engineFramework, '-r', $rid, '--no-self-contained', '-p:PublishReadyToRun=true', '-o', $lib)
+    # The host: native, compiled ahead of time for this machine. Its own artifacts folder keeps its build out
+    # of the other builds' obj/; only the executable and its native libraries go to lib/.
+    $hostOut = Join-Path $Out 'aot/publish'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
-        '-f', $hostFramework, '-r', $rid, '--no-self-contained', '-o', (Join-Path $ModuleDir 'lib'))
+        '-r', $rid, '--artifacts-path', (Join-Path $Out 'aot'), '-p:CopyOutputSymbolsToPublishDirectory=false', '-o', $hostOut)
+    Get-ChildItem $hostOut -File | Where-Object { $_.Name -eq 'MacVm.Host' -or $_.Extension -in '.so', '.dylib' } | Copy-Item -Destination $lib
     if ($IsMacOS) {
         # Virtualization.framework makes VMs only in a process with this entitlement: sign the host ad hoc.
         Invoke-Native codesign @('--sign', '-', '--force', '--entitlements', (Join-Path $Root 'src/MacVm.Host/MacVm.Host.entitlements'),

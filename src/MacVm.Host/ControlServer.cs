@@ -52,6 +52,8 @@ internal sealed class ControlServer : IAsyncDisposable
         }
     }
 
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050",
+        Justification = "HostControlService's methods take and return only types with generated JSON code; StreamJsonRpc finds them by reflection, which NativeAOT keeps for the target type's public methods.")]
     private async Task ServeAsync(Socket client)
     {
         try

@@ -109,16 +109,25 @@ public sealed class HostClient : IAsyncDisposable
 /// <summary>Settings both ends of the control protocol share.</summary>
 public static class HostRpc
 {
-    /// <summary>System.Text.Json with the model's settings (camelCase, enums as strings).</summary>
+    /// <summary>
+    /// System.Text.Json with the model's settings (camelCase, enums as strings), from code generated at build
+    /// time for every type the protocol carries (<see cref="HostProtocolJsonContext"/>).
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = JsonJustification)]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = JsonJustification)]
     public static SystemTextJsonFormatter CreateFormatter()
     {
         var f = new CopyingSystemTextJsonFormatter();
         f.JsonSerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase;
-        f.JsonSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
         f.JsonSerializerOptions.TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
             HostProtocolJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver());
         return f;
     }
+
+    /// <summary>Why the formatter is safe in the host, which is compiled ahead of time.</summary>
+    internal const string JsonJustification =
+        "Every type of the control protocol has generated code (HostProtocolJsonContext); the reflection resolver behind it " +
+        "only meets StreamJsonRpc's own error data, which the host never sends (its errors are LocalRpcExceptions without data).";
 }
 
 /// <summary>
@@ -128,8 +137,15 @@ public static class HostRpc
 /// could then be read after the pipe reused the memory ("'0x00' is invalid after a value", seen with small
 /// screenshot results). A copy per message is cheap next to a socket round trip.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2109", Justification = HostRpc.JsonJustification)]
 internal sealed class CopyingSystemTextJsonFormatter : SystemTextJsonFormatter, IJsonRpcMessageFormatter, IJsonRpcMessageTextFormatter
 {
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("Trimming", "IL2026", Justification = HostRpc.JsonJustification)]
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("AOT", "IL3050", Justification = HostRpc.JsonJustification)]
+    public CopyingSystemTextJsonFormatter()
+    {
+    }
+
     JsonRpcMessage IJsonRpcMessageFormatter.Deserialize(System.Buffers.ReadOnlySequence<byte> contentBuffer) =>
         Deserialize(Own(contentBuffer));
 

@@ -110,28 +110,21 @@ public sealed record MacPlatformSpec
 /// <summary>Shared JSON settings for every document the module writes.</summary>
 public static class ModelJson
 {
-    /// <summary>Indented, camelCase, enums as strings.</summary>
-    public static readonly System.Text.Json.JsonSerializerOptions Options = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter() },
-        // Generated code for the model (no reflection: the host reads its manifest on a restore's
-        // critical path, and reflection cost ~80 ms there); anything else falls back to reflection.
-        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(
-            ModelJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
-    };
+    /// <summary>
+    /// Indented, camelCase, enums as strings; code generated at build time for every model type (no
+    /// reflection: the host is compiled ahead of time, and reads its manifest on a restore's critical path).
+    /// </summary>
+    public static System.Text.Json.JsonSerializerOptions Options => ModelJsonContext.Default.Options;
 
     /// <summary>Serialises a model object.</summary>
-    public static string Serialize<T>(T value) => System.Text.Json.JsonSerializer.Serialize(value, Options);
+    public static string Serialize<T>(T value) => System.Text.Json.JsonSerializer.Serialize(value, TypeInfo<T>());
 
     /// <summary>Deserialises a model object; throws <see cref="InvalidDataException"/> when the text is not one.</summary>
     public static T Deserialize<T>(string json, string what)
     {
         try
         {
-            return System.Text.Json.JsonSerializer.Deserialize<T>(json, Options)
+            return System.Text.Json.JsonSerializer.Deserialize(json, TypeInfo<T>())
                 ?? throw new InvalidDataException($"{what} is empty.");
         }
         catch (System.Text.Json.JsonException ex)
@@ -139,6 +132,9 @@ public static class ModelJson
             throw new InvalidDataException($"{what} is not valid: {ex.Message}", ex);
         }
     }
+
+    private static System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> TypeInfo<T>() =>
+        (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)ModelJsonContext.Default.GetTypeInfo(typeof(T))!;
 }
 
 /// <summary>Serialisation code generated at build time for the documents the module writes.</summary>

@@ -16,6 +16,8 @@ public static class HostLauncher
     public static readonly TimeSpan ControlSocketTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>The host executable: $MACVM_HOST_PATH, else MacVm.Host beside this assembly.</summary>
+    [System.Diagnostics.CodeAnalysis.UnconditionalSuppressMessage("SingleFile", "IL3000",
+        Justification = "Runs in pwsh, which loads the engine from its file in lib/; the host, a single native file, never launches hosts.")]
     public static string FindHostExecutable()
     {
         var over = Environment.GetEnvironmentVariable(HostPathVariable);

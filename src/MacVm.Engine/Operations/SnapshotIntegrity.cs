@@ -57,7 +57,7 @@ public static class SnapshotIntegrity
         }
         try
         {
-            AtomicFile.WriteAllText(Path.Combine(folder, StampFileName), JsonSerializer.Serialize(entries));
+            AtomicFile.WriteAllText(Path.Combine(folder, StampFileName), JsonSerializer.Serialize(entries, StampJsonContext.Default.DictionaryStringStampEntry));
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -69,7 +69,7 @@ public static class SnapshotIntegrity
     {
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, StampEntry>>(File.ReadAllText(Path.Combine(folder, StampFileName))) ?? new();
+            return JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(folder, StampFileName)), StampJsonContext.Default.DictionaryStringStampEntry) ?? new();
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
         {
@@ -77,5 +77,12 @@ public static class SnapshotIntegrity
         }
     }
 
-    private sealed record StampEntry(string Checksum, FileVersion Version);
+    /// <summary>What the stamp says of one file.</summary>
+    internal sealed record StampEntry(string Checksum, FileVersion Version);
+}
+
+/// <summary>The stamp's JSON, generated at build time.</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(Dictionary<string, SnapshotIntegrity.StampEntry>))]
+internal sealed partial class StampJsonContext : System.Text.Json.Serialization.JsonSerializerContext
+{
 }
