@@ -60,7 +60,7 @@ function Invoke-Build {
     # of the other builds' obj/; only the executable and its native libraries go to lib/.
     $hostOut = Join-Path $Out 'aot/publish'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
-        '-r', $rid, '--artifacts-path', (Join-Path $Out 'aot'), '-p:CopyOutputSymbolsToPublishDirectory=false', '-o', $hostOut)
+        '-r', $rid, '--artifacts-path', (Join-Path $Out 'aot'), '-p:CopyOutputSymbolsToPublishDirectory=false', '-p:IlcInstructionSet=native', '-o', $hostOut)
     Get-ChildItem $hostOut -File | Where-Object { $_.Name -eq 'MacVm.Host' -or $_.Extension -in '.so', '.dylib' } | Copy-Item -Destination $lib
     if ($IsMacOS) {
         # Virtualization.framework makes VMs only in a process with this entitlement: sign the host ad hoc.

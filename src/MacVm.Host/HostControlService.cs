@@ -83,6 +83,8 @@ public sealed class HostControlService
             $"The image '{_host.Config.Image}' does not declare the MacVm guest agent, so nothing can run in the guest.");
         try
         {
+            // A restored guest's clock is wrong until the host has set it: no script may run before that.
+            await _host.GuestClockSettled.WaitAsync(TimeSpan.FromMilliseconds(timeoutMs), ct).ConfigureAwait(false);
             var (code, output) = await agent.RunAsync(script, TimeSpan.FromMilliseconds(timeoutMs), ct).ConfigureAwait(false);
             return new GuestCommandResult { ExitCode = code, Output = output };
         }

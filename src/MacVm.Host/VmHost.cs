@@ -296,16 +296,42 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         return await Final.ConfigureAwait(false);
     }
 
+    private readonly TaskCompletionSource _clockSettled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes once a restored guest's clock is set (or could not be), at once for any other guest: the
+    /// clock resumes from the save, and a script must not run with it (a TLS check would fail, say).
+    /// </summary>
+    internal Task GuestClockSettled => _clockSettled.Task;
+
+    /// <summary>
+    /// Waits for the agent's first answer, then, for a restored guest, sets its clock (it resumes from the
+    /// save). Pings need no clock and go on meanwhile; scripts wait for it (<see cref="GuestClockSettled"/>).
+    /// </summary>
     private async Task WaitForAgentAsync()
     {
+        var restored = Status.RestoredFrom is not null;
+        if (!restored) _clockSettled.TrySetResult();
         while (!_shutdown.IsCancellationRequested && !Final.IsCompleted)
         {
             try
             {
                 var (_, rtt) = await Agent!.PingAsync(TimeSpan.FromMilliseconds(500), _shutdown.Token).ConfigureAwait(false);
                 _log.Write($"Guest agent answered (round trip {rtt.TotalMilliseconds:0.0} ms).");
-                if (Status.RestoredFrom is not null) await SetGuestClockAsync().ConfigureAwait(false);
                 Update(s => s with { GuestAgentReady = true, GuestBooted = true });
+                if (restored)
+                {
+                    try
+                    {
+                        var reply = await SetGuestClockAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                        _log.Write(reply == "ok" ? "Guest clock set to the host's time." : $"Could not set the guest clock: {reply}");
+                    }
+                    catch (Exception ex) when (ex is TimeoutException or IOException)
+                    {
+                        _log.Write($"Could not set the guest clock: {ex.Message}");
+                    }
+                    _clockSettled.TrySetResult();
+                }
                 return;
             }
             catch (Exception ex) when (ex is TimeoutException or IOException)
@@ -314,24 +340,18 @@ internal sealed class VmHost : IVmEventSink, IDisposable
             }
             catch (OperationCanceledException)
             {
+                _clockSettled.TrySetResult();
                 return;
             }
         }
+        _clockSettled.TrySetResult();
     }
 
-    /// <summary>A restored guest's clock resumes from the save: set it to the host's time.</summary>
-    private async Task SetGuestClockAsync()
+    /// <summary>Sends the host's time to the guest agent (<c>time</c>); returns its reply (ok, or error and why).</summary>
+    private Task<string> SetGuestClockAsync(TimeSpan timeout)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
-        try
-        {
-            await Agent!.RequestAsync(FormattableString.Invariant($"time {now:0.000}"), r => r == "ok" || r.StartsWith("error", StringComparison.Ordinal), TimeSpan.FromSeconds(2), _shutdown.Token).ConfigureAwait(false);
-            _log.Write("Guest clock set to the host's time.");
-        }
-        catch (Exception ex) when (ex is TimeoutException or IOException)
-        {
-            _log.Write($"Could not set the guest clock: {ex.Message}");
-        }
+        return Agent!.RequestAsync(FormattableString.Invariant($"time {now:0.000}"), r => r == "ok" || r.StartsWith("error", StringComparison.Ordinal), timeout, _shutdown.Token);
     }
 
     private readonly SemaphoreSlim _saving = new(1, 1);

@@ -104,6 +104,16 @@ Describe 'Restore-MacVmSnapshot' {
         Remove-MacVm clock -Force
     }
 
+    It 'runs no script in a restored guest before its clock is set' {
+        Start-Sleep -Seconds 3   # the saved clock is now at least 3 s behind
+        $null = Restore-MacVmSnapshot -SnapshotName base -Name clock2
+        # At once, without waiting for the agent: the host holds the script until the clock is set.
+        $guest = [long](Invoke-MacVmGuestCommand -Name clock2 -ScriptText 'date +%s' -ErrorAction Stop).Output.Trim()
+        $hostNow = [DateTimeOffset]::UtcNow.ToUnixTimeSeconds()
+        [Math]::Abs($hostNow - $guest) | Should -BeLessOrEqual 2
+        Remove-MacVm clock2 -Force
+    }
+
     It 'replaces an existing VM of the same name with -Force' {
         $old = New-MacVm -Name target -Image tiny
         $new = Restore-MacVmSnapshot -SnapshotName base -Name target -Force
