@@ -57,7 +57,9 @@ function Invoke-Build {
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Engine'), '-c', $Configuration, '--nologo', '-v', 'quiet',
         '-f', $engineFramework, '-r', $rid, '--no-self-contained', '-p:PublishReadyToRun=true', '-o', $lib)
     # The host: native, compiled ahead of time for this machine. Its own artifacts folder keeps its build out
-    # of the other builds' obj/; only the executable and its native libraries go to lib/.
+    # of the other builds' obj/; only the executable and its native libraries go to lib/. For this machine's
+    # CPU (IlcInstructionSet=native): the module is built where it runs, and without AVX2 and PCLMUL a save
+    # hashes the guest's memory several times slower (a host built here refuses to start on an older CPU).
     $hostOut = Join-Path $Out 'aot/publish'
     Invoke-Native dotnet @('publish', (Join-Path $Root 'src/MacVm.Host'), '-c', $Configuration, '--nologo', '-v', 'quiet',
         '-r', $rid, '--artifacts-path', (Join-Path $Out 'aot'), '-p:CopyOutputSymbolsToPublishDirectory=false', '-p:IlcInstructionSet=native', '-o', $hostOut)

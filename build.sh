@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need_pkgs=(qemu-system-x86 qemu-utils busybox-static cpio xz-utils zstd kmod)
+# The host is compiled ahead of time (NativeAOT), which links with clang and needs zlib's headers.
+need_pkgs+=(clang zlib1g-dev)
 # The fake Virtualization framework the Apple driver's tests run against (tests/fakes/Virtualization).
-need_pkgs+=(clang libobjc-12-dev libblocksruntime-dev libgnustep-base-dev)
+need_pkgs+=(libobjc-12-dev libblocksruntime-dev libgnustep-base-dev)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for p in "${need_pkgs[@]}"; do

@@ -53,14 +53,11 @@ public static class HostLauncher
             ? new[] { "-c", "h=$0 d=$1 l=$2 q=$3; shift 4; \"$@\" </dev/null >\"$q\" 2>&1 & exec \"$h\" --vm-dir \"$d\" --hypervisor-pid $! </dev/null >>\"$l\" 2>&1", exe, paths.Directory, paths.HostLog, paths.QemuLog }.Concat(hypervisor)
             : new[] { "-c", "exec \"$0\" --vm-dir \"$1\" </dev/null >>\"$2\" 2>&1", exe, paths.Directory, paths.HostLog };
         foreach (var arg in launch) psi.ArgumentList.Add(arg);
-        // The host runs on the runtime this process runs on, wherever that is installed.
+        // The module's host is native and needs no runtime; a framework-dependent build of it (the unit
+        // tests', $MACVM_HOST_PATH) runs on the runtime this process runs on, wherever that is installed.
         if (DotnetRoot() is { } root) psi.Environment["DOTNET_ROOT"] = root;
-        // The runtime re-compiles hot methods (tier 1) 100 ms after start-up calms down, in the middle of
-        // a restore; hosts started side by side on a small machine then compete for the CPU. Later is as
-        // good for a host that idles for most of its life.
-        if (!psi.Environment.ContainsKey("DOTNET_TC_CallCountingDelayMs")) psi.Environment["DOTNET_TC_CallCountingDelayMs"] = "3000";
         // A small first-generation budget (4 MiB): a host idles between small requests, and with the
-        // default budget each control call grew it (54 → 71 MB over 400 calls; 54 → 61 MB with this).
+        // default budget each control call grew it.
         if (!psi.Environment.ContainsKey("DOTNET_GCgen0size")) psi.Environment["DOTNET_GCgen0size"] = "0x400000";
         // The host must not inherit the caller's store override semantics or tracing by accident.
         psi.Environment.Remove("DOTNET_STARTUP_HOOKS");
