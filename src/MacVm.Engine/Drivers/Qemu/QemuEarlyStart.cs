@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using MacVm.Engine.Platform;
 using MacVm.Engine.Store;
 
 namespace MacVm.Engine.Drivers.Qemu;
@@ -51,10 +52,15 @@ public static class QemuEarlyStart
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            Discard(launchedPid, log, $"its plan could not be read ({ex.Message})");
             return;
         }
         var parts = text.Split('\0');
-        if (parts.Length < 4) return;
+        if (parts.Length < 4)
+        {
+            Discard(launchedPid, log, "its plan is not one");
+            return;
+        }
         var (kind, stateFile, executable, arguments) = (parts[0], parts[1], parts[2], parts[3..]);
         var paths = new VmPaths(vmDirectory);
         QemuProcess qemu;
@@ -76,6 +82,15 @@ public static class QemuEarlyStart
         if (started.StateFile is { } state)
             started.Restored = Task.Run(() => RestoreAsync(started, paths, state, kind == RestoreMemoryImage, log));
         s_started = started;
+    }
+
+    /// <summary>Ends and reaps a QEMU the launcher started that cannot be adopted (the VM object starts its own).</summary>
+    private static void Discard(int? launchedPid, Action<string> log, string why)
+    {
+        if (launchedPid is not { } pid) return;
+        log($"Ending the QEMU the launcher started (pid {pid}): {why}.");
+        Posix.Signal(pid, Posix.SigKill);
+        new Thread(() => Posix.WaitForChild(pid)) { IsBackground = true, Name = "qemu-reaper" }.Start();
     }
 
     /// <summary>The early QEMU if it was started with exactly this command line; one started with another is ended.</summary>
