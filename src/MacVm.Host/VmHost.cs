@@ -103,8 +103,8 @@ internal sealed class VmHost : IVmEventSink, IDisposable
         try
         {
             // Serve first, before anything else: the engine connects at once and waits for the boot while
-            // the host's first connection (StreamJsonRpc's start-up, tens of milliseconds of JIT) is set up
-            // beside the manifest reading and the hypervisor's start. Until then every answer says Starting.
+            // its connection is set up beside the manifest reading and the hypervisor's start. Until then
+            // every answer says Starting.
             VmStore.CreatePrivateDirectory(_paths.SocketDirectory);
             server = new ControlServer(_paths.ControlSocket, new HostControlService(this), _log);
             server.Start();
@@ -312,6 +312,33 @@ internal sealed class VmHost : IVmEventSink, IDisposable
     {
         var restored = Status.RestoredFrom is not null;
         if (!restored) _clockSettled.TrySetResult();
+        try
+        {
+            if (!await PingUntilAnsweredAsync().ConfigureAwait(false) || !restored) return;
+            try
+            {
+                var reply = await SetGuestClockAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                _log.Write(reply == "ok" ? "Guest clock set to the host's time." : $"Could not set the guest clock: {reply}");
+            }
+            catch (Exception ex) when (ex is TimeoutException or IOException)
+            {
+                _log.Write($"Could not set the guest clock: {ex.Message}");
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The host is stopping.
+        }
+        finally
+        {
+            // Set or not, scripts wait no longer (a guest that cannot set its clock says so in the log).
+            _clockSettled.TrySetResult();
+        }
+    }
+
+    /// <summary>Pings the agent every 50 ms until it answers, then records it ready; false when the VM ended first.</summary>
+    private async Task<bool> PingUntilAnsweredAsync()
+    {
         while (!_shutdown.IsCancellationRequested && !Final.IsCompleted)
         {
             try
@@ -319,32 +346,14 @@ internal sealed class VmHost : IVmEventSink, IDisposable
                 var (_, rtt) = await Agent!.PingAsync(TimeSpan.FromMilliseconds(500), _shutdown.Token).ConfigureAwait(false);
                 _log.Write($"Guest agent answered (round trip {rtt.TotalMilliseconds:0.0} ms).");
                 Update(s => s with { GuestAgentReady = true, GuestBooted = true });
-                if (restored)
-                {
-                    try
-                    {
-                        var reply = await SetGuestClockAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-                        _log.Write(reply == "ok" ? "Guest clock set to the host's time." : $"Could not set the guest clock: {reply}");
-                    }
-                    catch (Exception ex) when (ex is TimeoutException or IOException)
-                    {
-                        _log.Write($"Could not set the guest clock: {ex.Message}");
-                    }
-                    _clockSettled.TrySetResult();
-                }
-                return;
+                return true;
             }
             catch (Exception ex) when (ex is TimeoutException or IOException)
             {
                 await Task.Delay(50).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
-            {
-                _clockSettled.TrySetResult();
-                return;
-            }
         }
-        _clockSettled.TrySetResult();
+        return false;
     }
 
     /// <summary>Sends the host's time to the guest agent (<c>time</c>); returns its reply (ok, or error and why).</summary>

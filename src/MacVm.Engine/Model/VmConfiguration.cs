@@ -107,15 +107,13 @@ public sealed record MacPlatformSpec
     public required string AuxiliaryStorageFile { get; init; }
 }
 
-/// <summary>Shared JSON settings for every document the module writes.</summary>
+/// <summary>
+/// Every document the module writes: indented, camelCase, enums as strings, from code generated at build
+/// time for each model type (no reflection: the host is compiled ahead of time, and reads its manifest on
+/// a restore's critical path).
+/// </summary>
 public static class ModelJson
 {
-    /// <summary>
-    /// Indented, camelCase, enums as strings; code generated at build time for every model type (no
-    /// reflection: the host is compiled ahead of time, and reads its manifest on a restore's critical path).
-    /// </summary>
-    public static System.Text.Json.JsonSerializerOptions Options => ModelJsonContext.Default.Options;
-
     /// <summary>Serialises a model object.</summary>
     public static string Serialize<T>(T value) => System.Text.Json.JsonSerializer.Serialize(value, TypeInfo<T>());
 

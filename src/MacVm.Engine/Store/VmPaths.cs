@@ -76,9 +76,11 @@ public sealed class VmPaths
     /// back to a disk), else in the VM folder. The host unlinks it as soon as QEMU has it open, so a
     /// killed VM leaves nothing behind; the memory goes when the last of QEMU and the host exits.
     /// </summary>
-    public string SharedMemoryFile => System.IO.Directory.Exists(SharedMemoryRoot)
+    public string SharedMemoryFile => _sharedMemoryFile ??= System.IO.Directory.Exists(SharedMemoryRoot)
         ? Combine(SharedMemoryDirectory, FolderKey(Directory) + ".mem")
         : Combine(Directory, "memory.shm");
+
+    private string? _sharedMemoryFile;
 
     /// <summary>The per-user folder (0700) that holds <see cref="SharedMemoryFile"/> when it is in /dev/shm.</summary>
     public static string SharedMemoryDirectory => $"{SharedMemoryRoot}/macvm-{Posix.EffectiveUserId}";

@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using MacVm.Engine.Platform;
 using MacVm.Engine.Store;
 
@@ -21,7 +20,6 @@ public static class QemuEarlyStart
     private const string Boot = "boot";
     private const string Restore = "restore";
     private const string RestoreMemoryImage = "restore-memory-image";
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(15);
 
     private static EarlyQemu? s_started;
 
@@ -105,39 +103,40 @@ public static class QemuEarlyStart
     }
 
     /// <summary>
-    /// Connects to the early QEMU (serial console first: what the guest prints before anyone listens is
-    /// lost), loads the state and resumes the guest. Any failure is the restore's: the host then cold-boots.
+    /// Connects to the early QEMU, loads the state and resumes the guest. Any failure is the restore's:
+    /// the host then cold-boots.
     /// </summary>
-    private static async Task<EarlyConnection> RestoreAsync(EarlyQemu early, VmPaths paths, string stateFile, bool memoryImage, Action<string> log)
+    private static async Task<QemuConnections> RestoreAsync(EarlyQemu early, VmPaths paths, string stateFile, bool memoryImage, Action<string> log)
     {
         var qemu = early.Process;
-        var alive = () => !qemu.Ended.IsCompleted;
-        Socket? serial = null;
-        QmpClient? qmp = null;
+        QemuConnections? connections = null;
         try
         {
-            serial = await UnixSocket.ConnectWithRetryAsync(paths.SerialSocket, ConnectTimeout, alive, CancellationToken.None).ConfigureAwait(false);
-            QemuMigration? migration = null;
-            qmp = await QmpClient.ConnectAsync(paths.QmpSocket, (name, data) =>
+            connections = await QemuConnections.OpenAsync(paths, qemu, (name, data) =>
             {
-                migration?.OnEvent(name, data);
                 if (early.EventSink is { } sink) sink(name, data);
                 else log($"QMP event {name} {data?.ToJsonString()}");
-            }, ConnectTimeout, alive, CancellationToken.None).ConfigureAwait(false);
+            }, CancellationToken.None).ConfigureAwait(false);
             log("QMP connected; loading the state.");
-            migration = new QemuMigration(qmp, qemu.Ended);
-            await migration.LoadAndResumeAsync(stateFile, memoryImage, qemu.OutputTail, CancellationToken.None).ConfigureAwait(false);
+            await connections.Migration.LoadAndResumeAsync(stateFile, memoryImage, qemu.OutputTail, CancellationToken.None).ConfigureAwait(false);
             log($"Machine state loaded from '{stateFile}' and resumed, by the host's first act.");
-            return new EarlyConnection(qmp, migration, serial);
+            return connections;
         }
         catch (Exception ex)
         {
-            serial?.Dispose();
-            if (qmp is not null) await qmp.DisposeAsync().ConfigureAwait(false);
-            qemu.Kill();
-            if (ex is RestoreFailedException) throw;
+            if (connections is not null)
+            {
+                connections.Serial.Dispose();
+                await connections.Qmp.DisposeAsync().ConfigureAwait(false);
+            }
+            if (ex is RestoreFailedException)
+            {
+                qemu.Kill();
+                throw;
+            }
             // QEMU that fails at start (a memory image it cannot map, say) exits: its words say why.
             await Task.WhenAny(qemu.Ended, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+            qemu.Kill();
             throw new RestoreFailedException($"QEMU could not load the machine state '{stateFile}': {ex.Message}{qemu.OutputTail()}", ex);
         }
     }
@@ -153,11 +152,8 @@ internal sealed class EarlyQemu(QemuProcess process, string? stateFile)
     public string? StateFile { get; } = stateFile;
 
     /// <summary>Completes once the state is loaded and the guest resumed (a restore only).</summary>
-    public Task<EarlyConnection>? Restored { get; set; }
+    public Task<QemuConnections>? Restored { get; set; }
 
     /// <summary>Who hears QEMU's events once the VM object has adopted the connection.</summary>
     public Action<string, System.Text.Json.Nodes.JsonObject?>? EventSink { get; set; }
 }
-
-/// <summary>The connections a restore made before the VM object existed, handed over to it.</summary>
-internal sealed record EarlyConnection(QmpClient Qmp, QemuMigration Migration, Socket Serial);

@@ -62,15 +62,10 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             await AdoptRestoreAsync(early, restored, restore, ct).ConfigureAwait(false);
             return;
         }
-        var alive = () => !_exited.Task.IsCompleted;
         try
         {
-            // The serial socket first: output sent before anyone is connected is lost.
-            var serial = await UnixSocket.ConnectWithRetryAsync(_paths.SerialSocket, ConnectTimeout, alive, ct).ConfigureAwait(false);
-            _serialPump = Task.Run(() => PumpSerialAsync(serial), CancellationToken.None);
-            _qmp = await QmpClient.ConnectAsync(_paths.QmpSocket, (name, data) => { _migration?.OnEvent(name, data); OnQmpEvent(name, data); }, ConnectTimeout, alive, ct).ConfigureAwait(false);
-            _migration = new QemuMigration(_qmp, _exited.Task);
-            var status = await _qmp.ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
+            Use(await QemuConnections.OpenAsync(_paths, _qemu, OnQmpEvent, ct).ConfigureAwait(false));
+            var status = await Qmp().ExecuteAsync("query-status", null, ct).ConfigureAwait(false);
             _events.Log($"QMP connected; status {status?["status"]}");
             await ConnectToQemuReadyAsync(restore, ct).ConfigureAwait(false);
         }
@@ -90,22 +85,20 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
     /// Takes over what the host's first act did for a restore (<see cref="QemuEarlyStart"/>): QEMU has loaded
     /// the state and the guest runs. A state that did not load is this restore's failure, as ever.
     /// </summary>
-    private async Task AdoptRestoreAsync(EarlyQemu early, Task<EarlyConnection> restored, RestoreSpec restore, CancellationToken ct)
+    private async Task AdoptRestoreAsync(EarlyQemu early, Task<QemuConnections> restored, RestoreSpec restore, CancellationToken ct)
     {
-        EarlyConnection connection;
+        QemuConnections connections;
         try
         {
-            connection = await restored.ConfigureAwait(false);
+            connections = await restored.ConfigureAwait(false);
         }
         catch (RestoreFailedException)
         {
             Kill();
             throw;
         }
-        _qmp = connection.Qmp;
-        _migration = connection.Migration;
+        Use(connections);
         early.EventSink = OnQmpEvent;
-        _serialPump = Task.Run(() => PumpSerialAsync(connection.Serial), CancellationToken.None);
         try
         {
             await ConnectToQemuReadyAsync(restore, ct).ConfigureAwait(false);
@@ -116,6 +109,14 @@ internal sealed class QemuVirtualMachine : IVirtualMachine
             throw new IOException($"QEMU went away after loading the state: {ex.Message}{QemuOutputTail()}", ex);
         }
         _events.Log($"Machine state loaded from '{restore.StatePath}' and resumed (adopted).");
+    }
+
+    /// <summary>Takes the connections to QEMU: console lines go to the host from now on.</summary>
+    private void Use(QemuConnections connections)
+    {
+        _qmp = connections.Qmp;
+        _migration = connections.Migration;
+        _serialPump = Task.Run(() => PumpSerialAsync(connections.Serial), CancellationToken.None);
     }
 
     /// <summary>Once QEMU answers QMP: plugs the host's frame sockets into QEMU's, and takes hold of the guest's memory file.</summary>
